@@ -1,0 +1,437 @@
+"""cfg_arena.yaml -> one typed, validated ``ArenaConfig``.
+
+EvalScope's arena schema is accepted as is; this project's extensions are optional keys beside it.
+Every problem is an ``ArenaConfigError`` naming the file, the key path and what was expected, raised
+while reading the file: nothing has been loaded or generated yet. Nothing here is ``eval``ed and YAML
+is read with ``safe_load``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ArenaConfigError
+
+# EvalScope's reviewer class maps to this project's OpenAI-compatible judge.
+OPENAI_JUDGE_REFS = frozenset(
+    {
+        "evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4",
+        "pytest_arena.judging.openai_judge:OpenAIJudge",
+        "openai",
+    }
+)
+MODES = ("pairwise", "pairwise_baseline", "single")
+POSITION_BIAS = (None, "swap_position", "randomize_order")
+PARSERS = ("lmsys_parser", "ranking_parser", "arena_hard_parser")
+METRICS = ("elo", "bt", "pairwise", "score")
+# Written forms of `precision` -> the torch dtype name. Parsed from this table, never evaluated.
+PRECISIONS = {
+    "torch.float16": "float16", "float16": "float16", "fp16": "float16", "half": "float16",
+    "torch.bfloat16": "bfloat16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "torch.float32": "float32", "float32": "float32", "fp32": "float32", "float": "float32",
+    "auto": "auto",
+}
+# template_type values that mean "no chat template: the question is the prompt".
+PLAIN_TEMPLATE_TYPES = ("default-generation", "plain", "base")
+DEFAULT_TEMPLATES = Path(__file__).parent / "templates" / "prompt_templates.jsonl"
+RESULTS_DIR = "results"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One candidate of ``answers_gen``: where its weights are and how it answers."""
+
+    name: str
+    path: str  # an absolute local folder, or a hub id when no such folder exists
+    output_file: Path
+    revision: str | None = None
+    precision: str = "auto"
+    enable: bool = True
+    use_chat_template: bool = True
+    generation_config: dict = field(default_factory=dict)
+    batch_size: int = 8
+    device: str | None = None
+    gguf_file: str | None = None
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """``reviews_gen.reviewer``: which judge, how it is asked and how its reply is read."""
+
+    ref: str
+    model: str = "gpt-4"
+    mode: str = "pairwise"
+    position_bias_mitigation: str | None = None
+    fn_completion_parser: str = "lmsys_parser"
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    random_seed: int = 123
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_concurrency: int = 8
+    max_retries: int = 5
+    timeout: float = 120.0
+
+    @property
+    def is_openai(self) -> bool:
+        return self.ref in OPENAI_JUDGE_REFS
+
+
+@dataclass(frozen=True)
+class ReviewSpec:
+    enable: bool
+    judge: JudgeSpec
+    prompt_file: Path
+    review_file: Path
+    target_answers: tuple[Path, ...] | None = None
+    baseline_file: Path | None = None
+    reference_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RatingSpec:
+    enable: bool = True
+    metrics: tuple[str, ...] = ("elo",)
+    report_file: Path | None = None
+    baseline_model: str | None = None
+    elo_k: float = 32.0
+    bootstrap_rounds: int = 1000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GateSpec:
+    """One entry of ``gates:``; exactly one threshold is set."""
+
+    model: str
+    min_elo: float | None = None
+    beats: str | None = None
+    margin: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return "elo" if self.min_elo is not None else "beats"
+
+
+@dataclass(frozen=True)
+class ArenaConfig:
+    path: Path
+    question_file: Path
+    models: dict[str, ModelSpec]
+    review: ReviewSpec
+    rating: RatingSpec
+    gates: tuple[GateSpec, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+
+
+class _Section:
+    """A mapping read from the YAML, with its key path, so every error can say where it is."""
+
+    def __init__(self, file: Path, where: str, data: Any):
+        self.file, self.where = file, where
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.fail("", f"expected a mapping, got {_kind(data)}")
+        self.data = data
+
+    def fail(self, key: str, problem: str):
+        where = ".".join(p for p in (self.where, key) if p)
+        raise ArenaConfigError(self.file, where, problem)
+
+    def check_keys(self, allowed: tuple[str, ...]):
+        for key in self.data:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                self.fail(str(key), f"unknown key; {hint}expected one of: {', '.join(allowed)}")
+
+    def section(self, key: str) -> "_Section":
+        return _Section(self.file, ".".join(p for p in (self.where, key) if p), self.data.get(key))
+
+    def get(self, key, types, default=None, *, expected: str, check=None):
+        value = self.data.get(key)
+        if value is None:
+            return default
+        # bool is an int in Python; a `true` where a number belongs is still a mistake.
+        if isinstance(value, bool) and bool not in _as_tuple(types):
+            self.fail(key, f"expected {expected}, got {value!r}")
+        if not isinstance(value, types):
+            self.fail(key, f"expected {expected}, got {_kind(value)} {value!r}")
+        if check is not None and not check(value):
+            self.fail(key, f"expected {expected}, got {value!r}")
+        return value
+
+    def choice(self, key, choices, default):
+        value = self.data.get(key, default)
+        if isinstance(value, str) and value.strip().lower() in ("null", "none"):
+            value = None
+        if value not in choices:
+            shown = ", ".join("null" if c is None else str(c) for c in choices)
+            close = difflib.get_close_matches(str(value), [c for c in choices if c], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            self.fail(key, f"expected one of {shown}, got {value!r}{hint}")
+        return value
+
+
+def _as_tuple(types):
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _kind(value) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+_NUMBER = (int, float)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | None = None) -> ArenaConfig:
+    """Read and validate a cfg_arena.yaml. Relative paths resolve against the config's folder;
+    outputs the config does not name go under ``results_dir`` (default ``./results``)."""
+    import yaml
+
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise ArenaConfigError(file, "", "config file not found")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ArenaConfigError(file, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ArenaConfigError(file, where, f"invalid YAML: {problem}") from None
+    root = _Section(file, "", data)
+    root.check_keys(("question_file", "answers_gen", "reviews_gen", "rating_gen", "gates"))
+    base = file.parent
+    results = Path(results_dir).resolve() if results_dir else Path.cwd() / RESULTS_DIR
+
+    def resolve(value: str) -> Path:
+        return (base / Path(value).expanduser()).resolve()
+
+    def existing_file(section: _Section, key: str, required: bool) -> Path | None:
+        value = section.get(key, str, expected="a file path")
+        if value is None:
+            if required:
+                section.fail(key, "missing; expected a file path")
+            return None
+        resolved = resolve(value)
+        if not resolved.is_file():
+            section.fail(key, f"file not found: {resolved}")
+        return resolved
+
+    question_file = existing_file(root, "question_file", required=True)
+    models = _read_models(root.section("answers_gen"), resolve, results)
+    review = _read_review(root.section("reviews_gen"), resolve, existing_file, results, models)
+    rating = _read_rating(root.section("rating_gen"), resolve, results, models, review)
+    gates = _read_gates(file, root.data.get("gates"), models)
+    return ArenaConfig(file, question_file, models, review, rating, gates)
+
+
+def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSpec]:
+    if not section.data:
+        section.fail("", "expected at least one candidate model")
+    models = {}
+    for name, entry in section.data.items():
+        name = str(name)
+        spec = section.section(name)
+        spec.check_keys(
+            ("model_id_or_path", "revision", "precision", "enable", "template_type", "generation_config",
+             "output_file", "batch_size", "device", "gguf_file", "trust_remote_code")
+        )
+        enable = spec.get("enable", bool, True, expected="true or false")
+        raw_path = spec.get("model_id_or_path", str, expected="a local folder or a hub model id")
+        if raw_path is None and enable:
+            spec.fail("model_id_or_path", "missing; expected a local folder or a hub model id")
+        path = _model_path(spec, raw_path, resolve) if raw_path else ""
+        precision = spec.get("precision", str, "auto", expected="a torch dtype name")
+        if precision not in PRECISIONS:
+            spec.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
+        template_type = spec.get("template_type", str, "chat", expected="a template type")
+        gen = spec.section("generation_config")
+        _check_generation_config(gen)
+        output = spec.get("output_file", str, expected="a file path")
+        models[name] = ModelSpec(
+            name=name,
+            path=path,
+            output_file=resolve(output) if output else results / "answers" / f"answer_{_file_stem(name)}.jsonl",
+            revision=_str_or_none(spec.get("revision", (str, int, float), expected="a revision")),
+            precision=PRECISIONS[precision],
+            enable=enable,
+            use_chat_template=template_type not in PLAIN_TEMPLATE_TYPES,
+            generation_config=dict(gen.data),
+            batch_size=spec.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
+            device=spec.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto"),
+            gguf_file=spec.get("gguf_file", str, expected="a GGUF file name"),
+            trust_remote_code=spec.get("trust_remote_code", bool, False, expected="true or false"),
+        )
+    return models
+
+
+def _model_path(spec: _Section, raw: str, resolve) -> str:
+    local = resolve(raw)
+    if local.is_dir():
+        if not (local / "config.json").is_file() and not any(local.glob("*.gguf")):
+            spec.fail("model_id_or_path", f"folder has no config.json (not a transformers checkpoint): {local}")
+        return str(local)
+    looks_like_path = raw.startswith(("/", ".", "~")) or os.sep in raw.strip("/").replace("/", "", 1)
+    if looks_like_path or not _HUB_ID.match(raw):
+        spec.fail("model_id_or_path", f"model folder not found: {local}")
+    return raw
+
+
+# Types of the generation settings users set most; the rest are checked by transformers'
+# GenerationConfig before any model loads.
+_GENERATION_TYPES = {
+    "do_sample": (bool, "true or false"),
+    "max_new_tokens": (int, "a positive integer"),
+    "min_new_tokens": (int, "a non-negative integer"),
+    "top_k": (int, "a non-negative integer"),
+    "top_p": (_NUMBER, "a number in (0, 1]"),
+    "temperature": (_NUMBER, "a non-negative number"),
+    "repetition_penalty": (_NUMBER, "a positive number"),
+    "num_beams": (int, "a positive integer"),
+}
+
+
+def _check_generation_config(gen: _Section):
+    for key, (types, expected) in _GENERATION_TYPES.items():
+        gen.get(key, types, expected=expected)
+    if gen.data.get("max_new_tokens") is not None and gen.data["max_new_tokens"] <= 0:
+        gen.fail("max_new_tokens", f"expected a positive integer, got {gen.data['max_new_tokens']!r}")
+    if gen.data.get("temperature") is not None and gen.data["temperature"] < 0:
+        gen.fail("temperature", f"expected a non-negative number, got {gen.data['temperature']!r}")
+
+
+def _read_review(section: _Section, resolve, existing_file, results: Path, models) -> ReviewSpec:
+    section.check_keys(
+        ("enable", "reviewer", "prompt_file", "target_answers", "baseline_file", "reference_file",
+         "review_file", "cache_file")
+    )
+    reviewer = section.section("reviewer")
+    reviewer.check_keys(("ref", "args"))
+    ref = reviewer.get("ref", str, "pytest_arena.judging.openai_judge:OpenAIJudge", expected="module:Class")
+    if ref not in OPENAI_JUDGE_REFS:
+        reviewer.fail("ref", f"unknown judge; expected {sorted(OPENAI_JUDGE_REFS)[0]!r} (the OpenAI-compatible judge)")
+    args = reviewer.section("args")
+    args.check_keys(
+        ("model", "mode", "position_bias_mitigation", "fn_completion_parser", "max_tokens", "temperature",
+         "random_seed", "base_url", "api_key_env", "max_concurrency", "max_retries", "timeout")
+    )
+    positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
+    judge = JudgeSpec(
+        ref=ref,
+        model=args.get("model", str, "gpt-4", expected="a judge model name"),
+        mode=args.choice("mode", MODES, "pairwise"),
+        position_bias_mitigation=args.choice("position_bias_mitigation", POSITION_BIAS, None),
+        fn_completion_parser=args.choice("fn_completion_parser", PARSERS, "lmsys_parser"),
+        max_tokens=args.get("max_tokens", int, 1024, **positive_int),
+        temperature=float(args.get("temperature", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)),
+        random_seed=args.get("random_seed", int, 123, expected="an integer"),
+        base_url=args.get("base_url", str, expected="a URL such as https://api.openai.com/v1"),
+        api_key_env=args.get("api_key_env", str, "OPENAI_API_KEY", expected="an environment variable name"),
+        max_concurrency=args.get("max_concurrency", int, 8, **positive_int),
+        max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0),
+        timeout=float(args.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0)),
+    )
+    targets = section.get("target_answers", list, expected="a list of answer files")
+    review_file = section.get("review_file", str, expected="a file path")
+    cache_file = section.get("cache_file", str, expected="a file path")
+    if cache_file and review_file and resolve(cache_file) != resolve(review_file):
+        # One file is both the record and the cache, so a rerun can never disagree with what it reads.
+        section.fail("cache_file", "expected the same path as review_file (the review file is the cache)")
+    review_file = review_file or cache_file
+    return ReviewSpec(
+        enable=section.get("enable", bool, True, expected="true or false"),
+        judge=judge,
+        prompt_file=existing_file(section, "prompt_file", required=False) or DEFAULT_TEMPLATES,
+        review_file=resolve(review_file) if review_file else results / "reviews" / "reviews.jsonl",
+        target_answers=_target_answers(section, targets, resolve, models),
+        baseline_file=existing_file(section, "baseline_file", required=False),
+        reference_file=existing_file(section, "reference_file", required=False),
+    )
+
+
+def _target_answers(section: _Section, targets, resolve, models) -> tuple[Path, ...] | None:
+    if targets is None:
+        return None
+    paths = []
+    own = {m.output_file: m for m in models.values()}
+    for i, item in enumerate(targets):
+        if not isinstance(item, str):
+            section.fail(f"target_answers[{i}]", f"expected a file path, got {_kind(item)}")
+        path = resolve(item)
+        if path not in own and not path.is_file():
+            section.fail(f"target_answers[{i}]", f"not the output_file of a model in answers_gen and not found: {path}")
+        paths.append(path)
+    return tuple(paths)
+
+
+def _read_rating(section: _Section, resolve, results: Path, models, review: ReviewSpec) -> RatingSpec:
+    section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds", "seed"))
+    metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    for i, metric in enumerate(metrics):
+        if metric not in METRICS:
+            close = difflib.get_close_matches(str(metric), METRICS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            section.fail(f"metrics[{i}]", f"expected one of {', '.join(METRICS)}, got {metric!r}{hint}")
+    baseline = section.get("baseline_model", str, expected="a model name")
+    if baseline is not None and baseline not in models and review.baseline_file is None:
+        section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {baseline!r}")
+    report = section.get("report_file", str, expected="a file path")
+    return RatingSpec(
+        enable=section.get("enable", bool, True, expected="true or false"),
+        metrics=tuple(metrics),
+        report_file=resolve(report) if report else results / "reports" / "rating.csv",
+        baseline_model=baseline,
+        elo_k=float(section.get("elo_k", _NUMBER, 32.0, expected="a positive number", check=lambda v: v > 0)),
+        bootstrap_rounds=section.get("bootstrap_rounds", int, 1000, expected="an integer >= 0", check=lambda v: v >= 0),
+        seed=section.get("seed", int, 0, expected="an integer"),
+    )
+
+
+def _read_gates(file: Path, data, models) -> tuple[GateSpec, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ArenaConfigError(file, "gates", f"expected a list of gates, got {_kind(data)}")
+    gates = []
+    for i, entry in enumerate(data):
+        gate = _Section(file, f"gates[{i}]", entry)
+        gate.check_keys(("model", "min_elo", "beats", "margin"))
+        model = gate.get("model", str, expected="a model name")
+        if model is None:
+            gate.fail("model", "missing; expected the name of a model in answers_gen")
+        if model not in models:
+            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(models)}), got {model!r}")
+        min_elo = gate.get("min_elo", _NUMBER, expected="a number")
+        beats = gate.get("beats", str, expected="a model name")
+        if (min_elo is None) == (beats is None):
+            gate.fail("", "expected exactly one threshold: min_elo or beats")
+        if beats is not None and beats not in models:
+            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(models)}), got {beats!r}")
+        margin = gate.get("margin", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)
+        gates.append(GateSpec(model, None if min_elo is None else float(min_elo), beats, float(margin)))
+    return tuple(gates)
+
+
+def _str_or_none(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _file_stem(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

@@ -1,0 +1,15 @@
+"""Errors the core library raises. The pytest plugin turns them into ``pytest.UsageError``."""
+
+
+class ArenaConfigError(Exception):
+    """Bad input found before any work starts: a config key, a question file, a model folder.
+
+    The message is one line that names the file, the key (or line) and what was expected.
+    """
+
+    def __init__(self, file, where: str, problem: str):
+        self.file = str(file)
+        self.where = where
+        self.problem = problem
+        location = f"{self.file}: {where}" if where else self.file
+        super().__init__(f"{location}: {problem}")

@@ -1,0 +1,150 @@
+"""The answers of one arena participant: read from its answers file, generated when missing.
+
+A model's ``output_file`` is both EvalScope's answer file and the answer cache. A record is reused
+when its ``metadata.cache_key`` matches: same checkpoint bytes, generation settings, prompt format,
+question and seed. A participant without a model (``enable: false``, or a ``target_answers`` file)
+answers only from its file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..config import ModelSpec
+from ..questions import Question
+from ..store import JsonlAppender, cache_key, read_jsonl
+from .fingerprint import DigestMemo, checkpoint_fingerprint
+
+
+@dataclass(frozen=True)
+class Answer:
+    model: str
+    question_id: int | str
+    turns: tuple[str, ...]  # one answer per question turn
+
+    @property
+    def text(self) -> str:
+        return self.turns[-1]
+
+
+def answer_from_record(model: str, record: dict) -> Answer:
+    turns = record.get("answer_turns") or [record.get("answer", "")]
+    return Answer(model, record["question_id"], tuple(str(t) for t in turns))
+
+
+class ModelAnswers:
+    """One participant's answers; generation happens only for questions the cache lacks."""
+
+    def __init__(self, name: str, output_file: Path, spec: ModelSpec | None, seed: int, memo: DigestMemo):
+        self.name = name
+        self.output_file = Path(output_file)
+        self.spec = spec if spec is not None and spec.enable else None
+        self.seed = seed
+        self._memo = memo
+        self._fingerprint: str | None = None
+        self._answers: dict[int | str, Answer] = {}
+
+    @property
+    def generates(self) -> bool:
+        return self.spec is not None
+
+    def key(self, question: Question) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = checkpoint_fingerprint(
+                self.spec.path, self.spec.revision, self.spec.gguf_file, self._memo
+            )
+        return cache_key(
+            kind="answer",
+            checkpoint=self._fingerprint,
+            revision=self.spec.revision,
+            gguf_file=self.spec.gguf_file,
+            precision=self.spec.precision,
+            chat_template=self.spec.use_chat_template,
+            generation_config=self.spec.generation_config,
+            seed=self.seed,
+            turns=list(question.turns),
+        )
+
+    def load_cached(self, questions: list[Question]) -> list[Question]:
+        """Take what the answers file already holds; return the questions still unanswered."""
+        records = read_jsonl(self.output_file)
+        if not self.generates:
+            by_id = {r.get("question_id"): r for r in records}
+            for q in questions:
+                if q.question_id in by_id:
+                    self._answers[q.question_id] = answer_from_record(self.name, by_id[q.question_id])
+            return []
+        by_key = {r.get("metadata", {}).get("cache_key"): r for r in records if isinstance(r.get("metadata"), dict)}
+        missing = []
+        for q in questions:
+            record = by_key.get(self.key(q))
+            if record is not None:
+                self._answers[q.question_id] = answer_from_record(self.name, record)
+            else:
+                missing.append(q)
+        return missing
+
+    def generate(self, questions: list[Question], generator, log: Callable[[str], None]) -> None:
+        """Answer ``questions`` with a loaded generator, one batch at a time.
+
+        Each batch goes through all its turns (a later turn sees the model's own earlier answers,
+        MT-bench style) and is appended to the answers file before the next starts, so a crash loses
+        at most one batch.
+        """
+        appender = JsonlAppender(self.output_file)
+        size = generator.spec.batch_size
+        done = 0
+        try:
+            for start in range(0, len(questions), size):
+                chunk = questions[start:start + size]
+                for record in self._answer_batch(chunk, generator):
+                    appender.append(record)
+                    self._answers[record["question_id"]] = answer_from_record(self.name, record)
+                done += len(chunk)
+                log(f"{self.name}: {done}/{len(questions)} answers generated")
+        finally:
+            appender.close()
+
+    def _answer_batch(self, questions: list[Question], generator) -> list[dict]:
+        conversations = {q.question_id: [] for q in questions}
+        answers: dict[int | str, list[str]] = {q.question_id: [] for q in questions}
+        tokens = {q.question_id: [0, 0] for q in questions}
+        started = time.perf_counter()
+        for turn in range(max(len(q.turns) for q in questions)):
+            asking = [q for q in questions if turn < len(q.turns)]
+            for q in asking:
+                conversations[q.question_id].append({"role": "user", "content": q.turns[turn]})
+            texts = generator.generate([conversations[q.question_id] for q in asking], seed=self.seed + turn)
+            for q, out in zip(asking, texts):
+                conversations[q.question_id].append({"role": "assistant", "content": out.text})
+                answers[q.question_id].append(out.text)
+                tokens[q.question_id][0] += out.prompt_tokens
+                tokens[q.question_id][1] += out.completion_tokens
+        seconds = (time.perf_counter() - started) / len(questions)
+        records = []
+        for q in questions:
+            record = {
+                **q.to_record(),
+                "model_id": self.name,
+                "answer": answers[q.question_id][-1],
+                "metadata": {
+                    "cache_key": self.key(q),
+                    "model_path": self.spec.path,
+                    "generation_config": self.spec.generation_config,
+                    "chat_template": self.spec.use_chat_template and not generator.chat_template_missing,
+                    "seed": self.seed,
+                    "prompt_tokens": tokens[q.question_id][0],
+                    "completion_tokens": tokens[q.question_id][1],
+                    "seconds": round(seconds, 4),
+                },
+            }
+            if len(q.turns) > 1:
+                record["answer_turns"] = answers[q.question_id]
+            records.append(record)
+        return records
+
+    def get(self, question_id) -> Answer | None:
+        return self._answers.get(question_id)

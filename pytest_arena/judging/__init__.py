@@ -1,0 +1,1 @@
+"""Judging: prompt templates, judge backends, completion parsers and the concurrent judgment runner."""

@@ -1,0 +1,73 @@
+"""The arena's plan: which battles are fought, and the one function that names them for pytest.
+
+Item IDs are ASCII, free of spaces and ``/``, and made only of characters that ``-k`` accepts, so
+``-k Qwen2-3B`` selects a model's battles and gates: ``q017-Qwen2-3B--vs--Qwen2-0.5B``,
+``elo-Qwen2-3B``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from .config import GateSpec
+from .questions import Question
+
+VS = "--vs--"
+
+
+def safe_name(name: str) -> str:
+    """A model name as it may appear in an item ID: ``org/name`` -> ``org--name``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = ascii_name.replace("/", "--")
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", ascii_name).strip("_") or "model"
+
+
+def question_label(question_id, width: int) -> str:
+    if isinstance(question_id, int):
+        return f"q{question_id:0{width}d}"
+    return "q" + safe_name(str(question_id))
+
+
+@dataclass(frozen=True)
+class Battle:
+    """One question answered by two models; ``model_a`` is shown to the judge first."""
+
+    question: Question
+    model_a: str
+    model_b: str
+    id: str
+
+    @property
+    def models(self) -> tuple[str, str]:
+        return (self.model_a, self.model_b)
+
+
+def plan_pairwise(questions: list[Question], models: list[str]) -> list[Battle]:
+    """Every pair of models on every question, question by question."""
+    width = max(3, max((len(str(q.question_id)) for q in questions if isinstance(q.question_id, int)), default=3))
+    ids = {m: safe_name(m) for m in models}
+    battles = []
+    for question in questions:
+        label = question_label(question.question_id, width)
+        for a, b in itertools.combinations(models, 2):
+            battles.append(Battle(question, a, b, f"{label}-{ids[a]}{VS}{ids[b]}"))
+    return battles
+
+
+def gate_id(gate: GateSpec) -> str:
+    if gate.kind == "beats":
+        return f"beats-{safe_name(gate.model)}{VS}{safe_name(gate.beats)}"
+    return f"{gate.kind}-{safe_name(gate.model)}"
+
+
+def ambiguous_names(models: list[str]) -> tuple[str, str] | None:
+    """Two model names that would share an item ID, if any."""
+    seen: dict[str, str] = {}
+    for model in models:
+        other = seen.setdefault(safe_name(model), model)
+        if other != model:
+            return other, model
+    return None

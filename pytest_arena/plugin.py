@@ -1,0 +1,184 @@
+"""pytest hooks for pytest-arena: options, collection, fixtures and reporting. Thin: it delegates.
+
+pytest imports this module on every run of every project where the package is installed, so it
+imports nothing heavy; without ``--arena-config`` (or ini ``arena_config``) it registers nothing
+beyond its options. With a config, an ``ArenaHooks`` object holding the run's ``ArenaSession`` is
+registered and does the rest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ARENA_SUITE = Path(__file__).resolve().parent.parent / "arena_tests"
+SESSION_KEY = pytest.StashKey["object"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("arena", "LLM arena (pytest-arena)")
+    group.addoption(
+        "--arena-config",
+        dest="arena_config",
+        metavar="PATH",
+        default=None,
+        help="run the LLM arena described by this cfg_arena.yaml (EvalScope format). "
+        "Without it pytest-arena does nothing.",
+    )
+    parser.addini("arena_config", "default for --arena-config (relative to the ini file's folder)", default="")
+
+
+def arena_config_path(config: pytest.Config) -> Path | None:
+    option = config.getoption("arena_config")
+    if option:
+        return Path(option)
+    ini = config.getini("arena_config")
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return base / ini
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    path = arena_config_path(config)
+    if path is None:
+        return
+    config.addinivalue_line("markers", "arena_model(name): the battle or gate involves the model with this exact name")
+    from .errors import ArenaConfigError
+    from .session import ArenaSession
+
+    log = _Log(config)
+    try:
+        session = ArenaSession.from_file(path, cache_dir=_cache_dir(config), log=log)
+        session.preflight()
+    except ArenaConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SESSION_KEY] = session
+    from . import fixtures
+
+    config.pluginmanager.register(ArenaHooks(session, log), "arena-session")
+    config.pluginmanager.register(fixtures, "arena-fixtures")
+
+
+def _cache_dir(config: pytest.Config) -> Path | None:
+    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
+    return cache.mkdir("arena") if cache is not None else None
+
+
+class _Log:
+    """Progress lines on the terminal, visible even while pytest captures output."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def __call__(self, message: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            print(f"arena: {message}", file=sys.stderr)
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"arena: {message}")
+        else:
+            reporter.write_line(f"arena: {message}")
+
+
+class ArenaHooks:
+    def __init__(self, session, log):
+        self._arena = session
+        self.log = log
+
+    # -- collection --------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session):
+        # `pytest --arena-config cfg.yaml` alone runs the arena, not the project's own tests;
+        # paths given on the command line are collected as given.
+        if session.config.args_source == pytest.Config.ArgsSource.ARGS:
+            return None
+        session.perform_collect([str(ARENA_SUITE)])
+        return True
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "arena_battle" in metafunc.fixturenames:
+            metafunc.parametrize(
+                "arena_battle",
+                [pytest.param(b, id=b.id, marks=[pytest.mark.arena_model(name=m) for m in b.models])
+                 for b in self._arena.battles],
+            )
+        if "arena_gate" in metafunc.fixturenames and self._arena.gates:
+            metafunc.parametrize(
+                "arena_gate",
+                [pytest.param(g, id=self._arena.gate_id(g),
+                              marks=[pytest.mark.arena_model(name=m) for m in (g.model, g.beats) if m])
+                 for g in self._arena.gates],
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        # A config without gates has no gate items (an unparametrized test_gate is dropped).
+        items[:] = [i for i in items if not (_requests(i, "arena_gate") and _param(i, "arena_gate") is None)]
+        # Gates read the ratings of every battle, so they run after all of them.
+        items.sort(key=lambda item: _param(item, "arena_gate") is not None)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        battles = [b for item in session.items if (b := _param(item, "arena_battle")) is not None]
+        gates = [g for item in session.items if (g := _param(item, "arena_gate")) is not None]
+        self._arena.select(battles, gates)
+        if session.config.option.collectonly:
+            cached = self._arena.cached_judgments()
+            judge = self._arena.config.review.enable
+            calls = f"{len(battles)} judge calls" if judge else "no judging"
+            cached_text = "unknown until answers exist" if cached is None else f"{cached} cached"
+            self.log(f"plan: {len(battles)} battles, {len(gates)} gates; {calls} ({cached_text}); "
+                     f"models needed: {', '.join(self._arena.needed_models()) or 'none'}")
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        try:
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                self.log("interrupted: no report written (the answers and reviews done so far are kept)")
+                return
+            path = self._arena.write_report()
+            if path is not None:
+                self.report_path = path
+        finally:
+            self._arena.close()
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if hasattr(terminalreporter.config, "workerinput"):
+            return
+        from .report import format_table
+
+        terminalreporter.section("arena")
+        table = self._arena.ratings() if self._arena._prepared else None
+        if table is not None:
+            for line in format_table(table.frame):
+                terminalreporter.write_line(line)
+        else:
+            terminalreporter.write_line("no judged battles: no ratings and no report")
+        counters = self._arena.counters
+        if counters is not None:
+            terminalreporter.write_line(
+                f"judge: {counters.calls} calls, {counters.cached} from cache, {counters.failed} failed; "
+                f"{counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
+            )
+        loaded = ", ".join(self._arena.models_loaded) or "none (all answers cached)"
+        terminalreporter.write_line(f"models loaded: {loaded}")
+        path = getattr(self, "report_path", None)
+        if path is not None:
+            subset = " (a subset run: the full report is left as it was)" if self._arena.is_subset else ""
+            terminalreporter.write_line(f"report: {path}{subset}")
+
+
+def _requests(item: pytest.Item, fixture: str) -> bool:
+    return fixture in getattr(item, "fixturenames", ())
+
+
+def _param(item: pytest.Item, name: str):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(name) if callspec is not None else None

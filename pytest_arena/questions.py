@@ -1,0 +1,89 @@
+"""Question files (EvalScope JSONL) -> ``Question`` objects.
+
+One JSON object a line: ``{"question_id": 1, "text": "...", "category": "generic"}``, or MT-bench style
+``{"question_id": 81, "category": "writing", "turns": ["...", "..."]}``; an optional ``reference``
+(a string, or a list with one entry per turn) feeds reference-guided judge templates.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArenaConfigError
+
+
+@dataclass(frozen=True)
+class Question:
+    question_id: int | str
+    turns: tuple[str, ...]
+    category: str = "generic"
+    reference: tuple[str, ...] | None = None
+
+    @property
+    def text(self) -> str:
+        """The first turn: what a single-turn question asks."""
+        return self.turns[0]
+
+    def to_record(self) -> dict:
+        """The question's fields as EvalScope writes them into answer records."""
+        record = {"question_id": self.question_id, "text": self.text, "category": self.category}
+        if len(self.turns) > 1:
+            record["turns"] = list(self.turns)
+        return record
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ArenaConfigError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    questions: list[Question] = []
+    first_line: dict[int | str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ArenaConfigError(path, where, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        question = _question(path, where, data)
+        if question.question_id in first_line:
+            raise ArenaConfigError(
+                path, where,
+                f"duplicate question_id {question.question_id!r} (first on line {first_line[question.question_id]})",
+            )
+        first_line[question.question_id] = number
+        questions.append(question)
+    if not questions:
+        raise ArenaConfigError(path, "", "no questions (expected one JSON object a line)")
+    return questions
+
+
+def _question(path: Path, where: str, data) -> Question:
+    if not isinstance(data, dict):
+        raise ArenaConfigError(path, where, "expected a JSON object with question_id and text")
+    qid = data.get("question_id")
+    if isinstance(qid, bool) or not isinstance(qid, (int, str)) or qid == "":
+        raise ArenaConfigError(path, where, f"question_id: expected an integer or a non-empty string, got {qid!r}")
+    if "turns" in data:
+        turns = data["turns"]
+        if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
+            raise ArenaConfigError(path, where, "turns: expected a non-empty list of non-empty strings")
+    else:
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise ArenaConfigError(path, where, f"text: expected a non-empty string, got {text!r}")
+        turns = [text]
+    category = data.get("category", "generic")
+    if not isinstance(category, str):
+        raise ArenaConfigError(path, where, f"category: expected a string, got {category!r}")
+    reference = data.get("reference")
+    if reference is not None:
+        reference = [reference] if isinstance(reference, str) else reference
+        if not isinstance(reference, list) or not all(isinstance(r, str) for r in reference):
+            raise ArenaConfigError(path, where, "reference: expected a string or a list of strings")
+    return Question(qid, tuple(turns), category, tuple(reference) if reference else None)

@@ -1,0 +1,112 @@
+"""Records on disk: append-only JSONL files that are both the output people read and the cache.
+
+One cache-key function for everything (answers, reviews), and one way to read and append JSONL so a
+crash loses at most the line being written: each record is a single ``write`` of a whole line to a
+file opened for appending, and a torn last line (no newline: the writer died mid-line) is ignored on
+read and cut off before the next append.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+
+def cache_key(**parts) -> str:
+    """A stable digest of everything an output depends on (canonical JSON, sorted keys)."""
+    canonical = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The complete records of a JSONL file; a missing file has none. A torn last line is skipped."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = raw.split(b"\n")
+    complete, torn = lines[:-1], lines[-1]  # text after the last newline was never finished
+    records = []
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: line {number}: not a JSON record ({exc.msg})") from None
+        if isinstance(record, dict):
+            records.append(record)
+    if torn.strip():
+        try:  # a file written by another tool may just lack the final newline
+            record = json.loads(torn)
+            if isinstance(record, dict):
+                records.append(record)
+        except json.JSONDecodeError:
+            pass
+    return records
+
+
+class JsonlAppender:
+    """Appends records to a JSONL file as they arrive, each flushed to the OS at once.
+
+    Thread-safe; one ``os.write`` per record on an ``O_APPEND`` descriptor keeps concurrent writers
+    (threads or processes) from interleaving inside a line.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_torn_tail()
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _repair_torn_tail(self):
+        """Make the file end on a newline: a torn line is dropped, a finished one is closed."""
+        try:
+            with open(self.path, "rb+") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    return
+                start = max(0, size - (1 << 20))
+                handle.seek(start)
+                tail = handle.read()
+                cut = tail.rfind(b"\n")
+                last = tail[cut + 1:]
+                try:
+                    json.loads(last)
+                    handle.write(b"\n")
+                except json.JSONDecodeError:
+                    handle.truncate(start + cut + 1 if cut >= 0 else 0)
+        except FileNotFoundError:
+            pass
+
+    def append(self, record: dict) -> None:
+        line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+        with self._lock:
+            if self._fd is None:
+                self._fd = self._open()
+            os.write(self._fd, line)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file in one step, so a reader never sees half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
