@@ -194,7 +194,7 @@ def _kind(value) -> str:
 
 
 _NUMBER = (int, float)
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # `gpt2` or `org/name`
 
 
 def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | None = None) -> ArenaConfig:
@@ -256,7 +256,8 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
         raw_path = spec.get("model_id_or_path", str, expected="a local folder or a hub model id")
         if raw_path is None and enable:
             spec.fail("model_id_or_path", "missing; expected a local folder or a hub model id")
-        path = _model_path(spec, raw_path, resolve) if raw_path else ""
+        # A disabled model only contributes its answers file; its weights may not be on this machine.
+        path = _model_path(spec, raw_path, resolve) if raw_path and enable else (raw_path or "")
         precision = spec.get("precision", str, "auto", expected="a torch dtype name")
         if precision not in PRECISIONS:
             spec.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
@@ -287,7 +288,10 @@ def _model_path(spec: _Section, raw: str, resolve) -> str:
         if not (local / "config.json").is_file() and not any(local.glob("*.gguf")):
             spec.fail("model_id_or_path", f"folder has no config.json (not a transformers checkpoint): {local}")
         return str(local)
-    looks_like_path = raw.startswith(("/", ".", "~")) or os.sep in raw.strip("/").replace("/", "", 1)
+    # `org/name` may be a hub id; it is a missing folder when it starts like a path or its first
+    # part is a folder next to the config.
+    first_part_exists = "/" in raw and resolve(raw.split("/", 1)[0]).is_dir()
+    looks_like_path = raw.startswith(("/", ".", "~")) or raw.count("/") > 1 or first_part_exists
     if looks_like_path or not _HUB_ID.match(raw):
         spec.fail("model_id_or_path", f"model folder not found: {local}")
     return raw
@@ -384,6 +388,8 @@ def _read_rating(section: _Section, resolve, results: Path, models, review: Revi
     section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds", "seed"))
     metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
     metrics = [metrics] if isinstance(metrics, str) else metrics
+    if not metrics:
+        section.fail("metrics", f"expected at least one of {', '.join(METRICS)}")
     for i, metric in enumerate(metrics):
         if metric not in METRICS:
             close = difflib.get_close_matches(str(metric), METRICS, n=1)

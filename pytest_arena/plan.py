@@ -47,7 +47,7 @@ class Battle:
 
 def plan_pairwise(questions: list[Question], models: list[str]) -> list[Battle]:
     """Every pair of models on every question, question by question."""
-    width = max(3, max((len(str(q.question_id)) for q in questions if isinstance(q.question_id, int)), default=3))
+    width = _label_width(questions)
     ids = {m: safe_name(m) for m in models}
     battles = []
     for question in questions:
@@ -55,6 +55,21 @@ def plan_pairwise(questions: list[Question], models: list[str]) -> list[Battle]:
         for a, b in itertools.combinations(models, 2):
             battles.append(Battle(question, a, b, f"{label}-{ids[a]}{VS}{ids[b]}"))
     return battles
+
+
+def ambiguous_questions(questions: list[Question]) -> tuple[object, object] | None:
+    """Two question ids that would share an item label (``1`` and ``"001"``), if any."""
+    width = _label_width(questions)
+    seen: dict[str, object] = {}
+    for question in questions:
+        other = seen.setdefault(question_label(question.question_id, width), question.question_id)
+        if other != question.question_id:
+            return other, question.question_id
+    return None
+
+
+def _label_width(questions: list[Question]) -> int:
+    return max(3, max((len(str(q.question_id)) for q in questions if isinstance(q.question_id, int)), default=3))
 
 
 def gate_id(gate: GateSpec) -> str:

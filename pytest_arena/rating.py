@@ -74,11 +74,9 @@ def validate_battles(battles: pd.DataFrame) -> pd.DataFrame:
             "Drop judge errors and parse failures before rating."
         )
     for column in ("model_a", "model_b"):
-        names = battles[column]
-        not_str = ~names.map(lambda x: isinstance(x, str)).astype(bool)
-        if not_str.any():
-            raise ValueError(f"{column} must hold model names (str); row {names.index[not_str.argmax()]!r} "
-                             f"holds {names[not_str].iloc[0]!r}")
+        odd = [x for x in pd.unique(battles[column]) if not isinstance(x, str)]
+        if odd:
+            raise ValueError(f"{column} must hold model names (str), found {odd[0]!r}")
     same = (battles["model_a"] == battles["model_b"]).to_numpy(dtype=bool)
     if same.any():
         raise ValueError(f"a model cannot battle itself: {battles['model_a'].to_numpy()[same][0]!r} "
@@ -112,16 +110,16 @@ class _Coded:
 
 def _code(battles: pd.DataFrame) -> _Coded:
     table = validate_battles(battles)
-    a_names = table["model_a"].to_numpy(dtype=object)
-    b_names = table["model_b"].to_numpy(dtype=object)
-    models = pd.Index(sorted(set(a_names) | set(b_names)), dtype=object, name="model")
-    winner = table["winner"].to_numpy(dtype=object)
-    outcome = np.where(winner == "model_a", _A_WINS, np.where(winner == "tie", _TIE, _B_WINS))
+    codes_a, names_a = pd.factorize(table["model_a"])
+    codes_b, names_b = pd.factorize(table["model_b"])
+    models = pd.Index(sorted(set(names_a) | set(names_b)), dtype=object, name="model")
+    codes_w, winners = pd.factorize(table["winner"])
+    outcome = np.array([{"model_a": _A_WINS, "tie": _TIE, "model_b": _B_WINS}[w] for w in winners], dtype=np.int64)
     return _Coded(
         models=models,
-        a=models.get_indexer(a_names).astype(np.int64),
-        b=models.get_indexer(b_names).astype(np.int64),
-        outcome=outcome.astype(np.int64),
+        a=models.get_indexer(names_a).astype(np.int64)[codes_a],
+        b=models.get_indexer(names_b).astype(np.int64)[codes_b],
+        outcome=outcome[codes_w],
         weight=table["weight"].to_numpy(dtype=float),
         table=table,
     )
@@ -231,7 +229,7 @@ def battle_counts(battles: pd.DataFrame) -> pd.DataFrame:
     The result is itself a battles table: every order-free rating gives the same answer on it.
     """
     coded = _code(battles)
-    keys, inverse, weight, rows = _group(coded, by_weight=False)
+    keys, _, weight, rows, _ = _group(coded, by_weight=False)
     m = len(coded.models)
     return pd.DataFrame({
         "model_a": coded.models.to_numpy()[keys // (3 * m)],
@@ -243,13 +241,15 @@ def battle_counts(battles: pd.DataFrame) -> pd.DataFrame:
 
 
 def _group(coded: _Coded, by_weight: bool):
-    """Group rows by (a, b, outcome[, weight value]): sorted keys, row -> group, summed weight, row count.
+    """Group rows by (a, b, outcome[, weight value]).
 
-    A key encodes ``(a * M + b) * 3 + outcome``; with ``by_weight`` rows are also split by their weight
-    value (needed to resample rows exactly through the groups) and the key gets a trailing weight code.
+    Returns sorted keys ``(a * M + b) * 3 + outcome``, each row's group, each group's summed weight
+    and row count, and (``by_weight`` only, else None) the weight of one row of the group. Splitting
+    by weight value lets a bootstrap resample rows exactly through their groups.
     """
     m = len(coded.models)
     key = (coded.a * m + coded.b) * 3 + coded.outcome
+    unit = None
     if by_weight:
         wcode, wvalues = pd.factorize(coded.weight, sort=True)
         key = key * len(wvalues) + wcode
@@ -257,8 +257,9 @@ def _group(coded: _Coded, by_weight: bool):
     weight = np.bincount(inverse, weights=coded.weight, minlength=len(keys))
     rows = np.bincount(inverse, minlength=len(keys))
     if by_weight:
+        unit = np.asarray(wvalues, dtype=float)[keys % len(wvalues)]
         keys = keys // len(wvalues)
-    return keys, inverse.reshape(-1), weight, rows
+    return keys, inverse.reshape(-1), weight, rows, unit
 
 
 def _key_parts(keys: np.ndarray, m: int):
@@ -381,7 +382,7 @@ def bradley_terry(
     m = len(coded.models)
     if m == 0:
         return _ranked(np.array([]), coded.models)
-    keys, _, weight, _ = _group(coded, by_weight=False)
+    keys, _, weight, _, _ = _group(coded, by_weight=False)
     ga, gb, gs = _key_parts(keys, m)
     theta = _fit_logits(ga, gb, gs, weight[None, :], m, reg)
     theta[np.isnan(theta)] = 0.0  # a model whose every battle has weight 0
@@ -453,12 +454,11 @@ def bootstrap_bradley_terry(
     n, m = len(coded.a), len(coded.models)
     if n == 0:
         raise ValueError("no battles to resample")
-    keys, inverse, weight, row_counts = _group(coded, by_weight=True)
+    keys, inverse, weight, row_counts, unit = _group(coded, by_weight=True)
     ga, gb, gs = _key_parts(keys, m)
     generators = _round_generators(seed, rounds)
     out = np.empty((rounds, m))
     if by == "battle":
-        unit = weight / row_counts  # the weight of one row of the group
         pvals = row_counts / n
         chunk = max(1, _CELLS // max(len(keys), m * m))
         for start in range(0, rounds, chunk):
@@ -506,18 +506,20 @@ def bootstrap_elo(
     if n == 0:
         raise ValueError("no battles to resample")
     generators = _round_generators(seed, rounds)
-    # In logit units (rating * c) an update is kc * w * (S - expit(u_a - u_b)); padding rows have w = 0.
-    a = np.r_[coded.a, 0]
-    b = np.r_[coded.b, 0]
-    gain = np.r_[k * c * coded.weight, 0.0]
-    gain_score = gain * np.r_[coded.score, 0.0]
+    # Rows are handled through their (a, b, outcome, weight) group, so the per-round work gathers one
+    # small integer per battle; the last group is padding (no battle: weight 0).
+    keys, inverse, _, _, unit = _group(coded, by_weight=True)
+    ga, gb, gs = _key_parts(keys, m)
+    group = np.r_[inverse, len(keys)].astype(np.intp)
+    gain = np.r_[k * c * unit, 0.0]  # in logit units (rating * c): du = k c w (S - expit(u_a - u_b))
+    tables = (np.r_[ga, 0], np.r_[gb, 0], gain, gain * np.r_[gs, 0.0])
     out = np.empty((rounds, m))
     questions = _questions(coded.table) if by == "question" else None
-    chunk = rounds if questions is None else max(1, _CELLS // questions.count)
+    chunk = max(1, rounds) if questions is None else max(1, _CELLS // questions.count)
     for start in range(0, rounds, chunk):
         block = generators[start:start + chunk]
         source = _BattleDraws(block, n) if questions is None else _QuestionDraws(block, questions)
-        out[start:start + len(block)] = _elo_rounds(source, a, b, gain, gain_score, m, init * c) / c
+        out[start:start + len(block)] = _elo_rounds(source, group, tables, m, init * c) / c
     return _samples_frame(out, coded.models)
 
 
@@ -528,7 +530,10 @@ class _BattleDraws:
         self.generators, self.rounds, self.length, self.n = generators, len(generators), n, n
 
     def block(self, start, stop):
-        return np.stack([g.integers(0, self.n, size=stop - start) for g in self.generators])
+        out = np.empty((self.rounds, stop - start), dtype=np.int32 if self.n < 2**31 else np.int64)
+        for i, g in enumerate(self.generators):
+            out[i] = g.integers(0, self.n, size=stop - start)
+        return out
 
 
 class _QuestionDraws:
@@ -548,9 +553,8 @@ class _QuestionDraws:
         self.q = q
 
     def block(self, start, stop):
-        rounds = len(self.picked)
         t = np.arange(start, stop)[None, :]
-        r = np.arange(rounds)[:, None]
+        r = np.arange(self.rounds)[:, None]
         j = np.searchsorted(self.flat_ends, t + self.stride * r, side="right") - r * self.q
         past = j >= self.q
         j = np.minimum(j, self.q - 1)
@@ -559,35 +563,43 @@ class _QuestionDraws:
         return self.order[slot]
 
 
-def _elo_rounds(source, a, b, gain, gain_score, m, start_value) -> np.ndarray:
-    rounds = source.rounds
+def _elo_rounds(source, group, tables, m, start_value) -> np.ndarray:
+    """Online Elo in logit units for ``source.rounds`` resamples at once; returns rounds x models.
+
+    ``group[row]`` names the row's group (the last one is padding); ``tables`` give each group's
+    models a and b, gain ``k c w`` and gain times a's score.
+    """
+    ga, gb, gain, gain_score = tables
+    rounds, groups = source.rounds, len(ga)
     ratings = np.full(rounds * m, start_value)
-    seen = np.zeros(rounds * m, dtype=bool)
-    offset = (np.arange(rounds) * m)[None, :]
-    width = max(64, _CELLS // (4 * rounds))
+    played = np.zeros(rounds * groups, dtype=np.int64)
+    offset = np.arange(rounds) * m
+    width = min(source.length, max(256, 2 * _CELLS // rounds))
     for lo in range(0, source.length, width):
-        hi = min(source.length, lo + width)
-        rows = source.block(lo, hi).T  # positions x rounds
-        fa = np.ascontiguousarray(a[rows] + offset)
-        fb = np.ascontiguousarray(b[rows] + offset)
-        kw = np.ascontiguousarray(gain[rows])
-        kws = np.ascontiguousarray(gain_score[rows])
-        real = rows < len(a) - 1
-        seen[fa[real]] = True
-        seen[fb[real]] = True
-        for i in range(hi - lo):
-            ia, ib = fa[i], fb[i]
-            ua = ratings[ia]
-            ub = ratings[ib]
-            d = expit(ua - ub)
-            d *= kw[i]
-            np.subtract(kws[i], d, out=d)
-            ua += d
-            ub -= d
-            ratings[ia] = ua
-            ratings[ib] = ub
+        drawn = group[source.block(lo, min(source.length, lo + width))]  # rounds x positions
+        played += np.bincount((drawn + (np.arange(rounds) * groups)[:, None]).reshape(-1), minlength=len(played))
+        drawn = np.ascontiguousarray(drawn.T)
+        for sub in range(0, len(drawn), 256):
+            part = drawn[sub:sub + 256]
+            pairs = np.concatenate([ga[part] + offset, gb[part] + offset], axis=1)  # [a slots | b slots]
+            kw, kws = gain[part], gain_score[part]
+            for i in range(len(part)):
+                slots = pairs[i]
+                u = ratings[slots]
+                ua, ub = u[:rounds], u[rounds:]
+                d = expit(ua - ub)
+                d *= kw[i]
+                np.subtract(kws[i], d, out=d)  # k c w (S - E)
+                ua += d
+                ub -= d
+                ratings[slots] = u
+    played = played.reshape(rounds, groups)[:, :-1] > 0
+    seen = np.zeros((rounds, m), dtype=bool)
+    for model_of in (ga[:-1], gb[:-1]):
+        seen |= (played.astype(np.int64) @ (model_of[:, None] == np.arange(m))) > 0
+    ratings = ratings.reshape(rounds, m)
     ratings[~seen] = np.nan
-    return ratings.reshape(rounds, m)
+    return ratings
 
 
 # --------------------------------------------------------------------------------------------------

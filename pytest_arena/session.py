@@ -20,7 +20,7 @@ from .generation.fingerprint import DigestMemo
 from .judging.openai_judge import missing_credentials
 from .judging.runner import BattleJudge, Judgment
 from .judging.templates import load_templates
-from .plan import Battle, ambiguous_names, gate_id, plan_pairwise
+from .plan import Battle, ambiguous_names, ambiguous_questions, gate_id, plan_pairwise
 from .questions import load_questions
 from .store import read_jsonl
 
@@ -37,6 +37,10 @@ class ArenaSession:
         clash = ambiguous_names(names)
         if clash:
             raise ArenaConfigError(config.path, "answers_gen", f"models {clash[0]!r} and {clash[1]!r} would share item IDs; rename one")
+        same_label = ambiguous_questions(self.questions)
+        if same_label:
+            raise ArenaConfigError(config.question_file, "question_id",
+                                   f"ids {same_label[0]!r} and {same_label[1]!r} would share item IDs; make them distinct")
         self.battles = plan_pairwise(self.questions, names)
         self.gates = list(config.gates)
         self.models_loaded: list[str] = []

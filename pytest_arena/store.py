@@ -44,7 +44,7 @@ def read_jsonl(path: Path) -> list[dict]:
             record = json.loads(torn)
             if isinstance(record, dict):
                 records.append(record)
-        except json.JSONDecodeError:
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError when torn inside a character
             pass
     return records
 
@@ -76,15 +76,20 @@ class JsonlAppender:
                 handle.seek(size - 1)
                 if handle.read(1) == b"\n":
                     return
-                start = max(0, size - (1 << 20))
-                handle.seek(start)
-                tail = handle.read()
-                cut = tail.rfind(b"\n")
+                # Step back until the last newline is in view: a last line longer than one
+                # step must not make us cut the whole file.
+                start, cut = size, -1
+                while start > 0 and cut < 0:
+                    start = max(0, start - (1 << 20))
+                    handle.seek(start)
+                    tail = handle.read()
+                    cut = tail.rfind(b"\n")
                 last = tail[cut + 1:]
                 try:
                     json.loads(last)
+                    handle.seek(0, os.SEEK_END)
                     handle.write(b"\n")
-                except json.JSONDecodeError:
+                except (json.JSONDecodeError, UnicodeDecodeError):
                     handle.truncate(start + cut + 1 if cut >= 0 else 0)
         except FileNotFoundError:
             pass

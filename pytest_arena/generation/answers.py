@@ -30,9 +30,10 @@ class Answer:
         return self.turns[-1]
 
 
-def answer_from_record(model: str, record: dict) -> Answer:
+def answer_from_record(model: str, question_id, record: dict) -> Answer:
+    # The question's own id: a cached record may come from another question with the same text.
     turns = record.get("answer_turns") or [record.get("answer", "")]
-    return Answer(model, record["question_id"], tuple(str(t) for t in turns))
+    return Answer(model, question_id, tuple(str(t) for t in turns))
 
 
 class ModelAnswers:
@@ -75,14 +76,14 @@ class ModelAnswers:
             by_id = {r.get("question_id"): r for r in records}
             for q in questions:
                 if q.question_id in by_id:
-                    self._answers[q.question_id] = answer_from_record(self.name, by_id[q.question_id])
+                    self._answers[q.question_id] = answer_from_record(self.name, q.question_id, by_id[q.question_id])
             return []
         by_key = {r.get("metadata", {}).get("cache_key"): r for r in records if isinstance(r.get("metadata"), dict)}
         missing = []
         for q in questions:
             record = by_key.get(self.key(q))
             if record is not None:
-                self._answers[q.question_id] = answer_from_record(self.name, record)
+                self._answers[q.question_id] = answer_from_record(self.name, q.question_id, record)
             else:
                 missing.append(q)
         return missing
@@ -102,7 +103,7 @@ class ModelAnswers:
                 chunk = questions[start:start + size]
                 for record in self._answer_batch(chunk, generator):
                     appender.append(record)
-                    self._answers[record["question_id"]] = answer_from_record(self.name, record)
+                    self._answers[record["question_id"]] = answer_from_record(self.name, record["question_id"], record)
                 done += len(chunk)
                 log(f"{self.name}: {done}/{len(questions)} answers generated")
         finally:

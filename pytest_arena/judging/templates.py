@@ -38,7 +38,13 @@ class PromptTemplate:
 
     @property
     def needs_reference(self) -> bool:
-        return any(name == "ref_answer" for name, _ in _PLACEHOLDER.findall(self.prompt_template))
+        return self.reference_turns > 0
+
+    @property
+    def reference_turns(self) -> int:
+        """How many reference answers the template fills in (``{ref_answer_2}`` needs two)."""
+        turns = [int(turn or 1) for name, turn in _PLACEHOLDER.findall(self.prompt_template) if name == "ref_answer"]
+        return max(turns, default=0)
 
     @property
     def digest(self) -> str:
@@ -77,7 +83,10 @@ def load_templates(path: Path) -> list[PromptTemplate]:
         if data["type"] not in ("pairwise", "single"):
             raise ArenaConfigError(path, where, f"type: expected pairwise or single, got {data['type']!r}")
         category = data.get("category", GENERAL)
-        categories = (category,) if isinstance(category, str) else tuple(category)
+        categories = (category,) if isinstance(category, str) else category
+        if not isinstance(categories, (list, tuple)) or not all(isinstance(c, str) for c in categories):
+            raise ArenaConfigError(path, where, f"category: expected a string or a list of strings, got {category!r}")
+        categories = tuple(categories)
         templates.append(
             PromptTemplate(data["name"], data["type"], data["system_prompt"], data["prompt_template"],
                            data["output_format"], categories)
@@ -96,7 +105,7 @@ def choose_template(templates: list[PromptTemplate], kind: str, question: Questi
     multi_turn = len(question.turns) > 1
     usable = [
         t for t in templates
-        if t.type == kind and t.multi_turn == multi_turn and (question.reference or not t.needs_reference)
+        if t.type == kind and t.multi_turn == multi_turn and len(question.reference or ()) >= t.reference_turns
     ]
     for wanted in (question.category, GENERAL):
         for template in usable:

@@ -1,0 +1,211 @@
+"""JSONL records on disk: one cache key function, crash-tolerant reading and appending, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from pytest_arena.store import JsonlAppender, cache_key, read_jsonl, write_atomic
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")
+
+
+# --------------------------------------------------------------------------------------------------
+# cache_key
+
+
+def test_cache_key_ignores_dict_order():
+    a = cache_key(kind="answer", config={"top_k": 20, "top_p": 0.75, "nested": {"x": 1, "y": 2}}, turns=["q"])
+    b = cache_key(turns=["q"], config={"nested": {"y": 2, "x": 1}, "top_p": 0.75, "top_k": 20}, kind="answer")
+    assert a == b
+    assert len(a) == 64 and int(a, 16) >= 0  # a sha256 hex digest
+
+
+@pytest.mark.parametrize("other", [
+    dict(kind="review", config={"top_k": 20}, turns=["q"]),
+    dict(kind="answer", config={"top_k": 21}, turns=["q"]),
+    dict(kind="answer", config={"top_k": 20}, turns=["q "]),
+    dict(kind="answer", config={"top_k": 20}, turns=["q", "q2"]),
+    dict(kind="answer", config={"top_k": 20}, turns=["q"], seed=1),
+    dict(kind="answer", config={"top_k": "20"}, turns=["q"]),  # a string is not the number
+    dict(kind="answer", config={}, turns=["q"]),
+])
+def test_cache_key_differs_for_different_inputs(other):
+    assert cache_key(**other) != cache_key(kind="answer", config={"top_k": 20}, turns=["q"])
+
+
+def test_cache_key_is_the_same_across_calls_and_for_unicode():
+    parts = dict(text="如何提高时间管理能力？", path=Path("/x/y"))
+    assert cache_key(**parts) == cache_key(**parts)
+    assert cache_key(**parts) != cache_key(text="如何提高时间管理能力", path=Path("/x/y"))
+
+
+# --------------------------------------------------------------------------------------------------
+# read_jsonl
+
+
+def test_read_jsonl_of_a_missing_file_is_empty(tmp_path):
+    assert read_jsonl(tmp_path / "nope.jsonl") == []
+
+
+def test_read_jsonl_reads_records_and_skips_blank_lines(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2}\n  \n', encoding="utf-8")
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_read_jsonl_ignores_a_torn_last_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, "text": "hal', encoding="utf-8")
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_read_jsonl_ignores_a_line_torn_inside_a_multibyte_character(tmp_path):
+    path = tmp_path / "r.jsonl"
+    whole = json.dumps({"a": 2, "text": "日本語"}, ensure_ascii=False).encode("utf-8")
+    torn = whole[: whole.index("本".encode()) + 1]  # ends one byte into a three-byte character
+    path.write_bytes(b'{"a": 1}\n' + torn)
+    assert read_jsonl(path) == [{"a": 1}]
+
+
+def test_read_jsonl_keeps_a_finished_last_line_without_newline(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\n{"a": 2}', encoding="utf-8")
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_read_jsonl_rejects_a_broken_line_in_the_middle(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\nnot json\n{"a": 3}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 2"):
+        read_jsonl(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# JsonlAppender
+
+
+def test_appender_creates_folders_and_writes_one_line_per_record(tmp_path):
+    path = tmp_path / "deep" / "er" / "a.jsonl"
+    appender = JsonlAppender(path)
+    appender.append({"i": 1, "text": "héllo\nworld"})  # a newline inside a value stays escaped
+    appender.append({"i": 2})
+    appender.close()
+    assert path.read_text(encoding="utf-8").count("\n") == 2
+    assert read_jsonl(path) == [{"i": 1, "text": "héllo\nworld"}, {"i": 2}]
+
+
+def test_appender_appends_to_existing_records(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"i": 0}\n', encoding="utf-8")
+    appender = JsonlAppender(path)
+    appender.append({"i": 1})
+    appender.close()
+    assert read_jsonl(path) == [{"i": 0}, {"i": 1}]
+
+
+def test_appender_repairs_a_torn_tail_before_appending(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"i": 0}\n{"i": 1}\n{"i": 2, "tex', encoding="utf-8")
+    appender = JsonlAppender(path)
+    appender.append({"i": 3})
+    appender.close()
+    lines = lines_of(path)
+    assert lines[-1] == b""  # ends on a newline
+    assert [json.loads(line) for line in lines[:-1]] == [{"i": 0}, {"i": 1}, {"i": 3}]  # only complete lines
+
+
+def test_appender_keeps_a_finished_last_line_lacking_newline(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"i": 0}\n{"i": 1}', encoding="utf-8")
+    appender = JsonlAppender(path)
+    appender.append({"i": 2})
+    appender.close()
+    assert path.read_text(encoding="utf-8") == '{"i": 0}\n{"i": 1}\n{"i": 2}\n'
+
+
+def test_appender_repairs_a_file_that_is_only_a_torn_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"i": 0, "te', encoding="utf-8")
+    appender = JsonlAppender(path)
+    appender.append({"i": 1})
+    appender.close()
+    assert path.read_text(encoding="utf-8") == '{"i": 1}\n'
+
+
+def test_appender_repairs_a_tail_torn_inside_a_multibyte_character(tmp_path):
+    path = tmp_path / "a.jsonl"
+    whole = json.dumps({"i": 1, "text": "日本語"}, ensure_ascii=False).encode("utf-8")
+    path.write_bytes(b'{"i": 0}\n' + whole[: whole.index("本".encode()) + 2])
+    appender = JsonlAppender(path)
+    appender.append({"i": 2})
+    appender.close()
+    assert path.read_bytes() == b'{"i": 0}\n{"i": 2}\n'
+
+
+@pytest.mark.parametrize("torn", [True, False])
+def test_appender_repair_keeps_earlier_lines_when_the_last_line_is_huge(tmp_path, torn):
+    """A last line longer than the repair's read step (1 MiB) must not cost the records before it."""
+    path = tmp_path / "a.jsonl"
+    big = json.dumps({"i": 1, "text": "x" * (3 << 20)})
+    path.write_text('{"i": 0}\n' + (big[:-10] if torn else big), encoding="utf-8")
+    appender = JsonlAppender(path)
+    appender.append({"i": 2})
+    appender.close()
+    assert [r["i"] for r in read_jsonl(path)] == ([0, 2] if torn else [0, 1, 2])
+    assert path.read_bytes().endswith(b'\n{"i": 2}\n')
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    path = tmp_path / "a.jsonl"
+    appender = JsonlAppender(path)
+    padding = "p" * 500  # long lines make a torn or interleaved write likely if writes were split
+    barrier = threading.Barrier(8)
+
+    def worker(thread: int):
+        barrier.wait()
+        for i in range(200):
+            appender.append({"thread": thread, "i": i, "padding": padding})
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    appender.close()
+
+    raw = lines_of(path)
+    assert raw[-1] == b""
+    records = [json.loads(line) for line in raw[:-1]]  # every line parses on its own
+    assert len(records) == 1600
+    assert sorted((r["thread"], r["i"]) for r in records) == [(t, i) for t in range(8) for i in range(200)]
+    for t in range(8):  # each thread's records are in its own order
+        assert [r["i"] for r in records if r["thread"] == t] == list(range(200))
+
+
+def test_close_is_idempotent_and_append_reopens(tmp_path):
+    path = tmp_path / "a.jsonl"
+    appender = JsonlAppender(path)
+    appender.append({"i": 1})
+    appender.close()
+    appender.close()
+    appender.append({"i": 2})
+    appender.close()
+    assert read_jsonl(path) == [{"i": 1}, {"i": 2}]
+
+
+# --------------------------------------------------------------------------------------------------
+# write_atomic
+
+
+def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "reports" / "rating.csv"
+    write_atomic(path, "Model,Elo_Rating\nold,1000\n")
+    write_atomic(path, "Model,Elo_Rating\nnew,1010\n")
+    assert path.read_text(encoding="utf-8") == "Model,Elo_Rating\nnew,1010\n"
+    assert [p.name for p in path.parent.iterdir()] == ["rating.csv"]
