@@ -25,7 +25,10 @@ OPENAI_JUDGE_REFS = frozenset(
         "openai",
     }
 )
+LOCAL_JUDGE_REFS = frozenset({"pytest_arena.judging.local_judge:LocalJudge", "local"})
 MODES = ("pairwise", "pairwise_baseline", "single")
+SWAP_RULES = ("consistent", "independent")
+LOCAL_VERDICTS = ("text", "probability", "text_or_probability")
 POSITION_BIAS = (None, "swap_position", "randomize_order")
 PARSERS = ("lmsys_parser", "ranking_parser", "arena_hard_parser")
 METRICS = ("elo", "bt", "pairwise", "score")
@@ -77,10 +80,27 @@ class JudgeSpec:
     max_concurrency: int = 8
     max_retries: int = 5
     timeout: float = 120.0
+    # swap_position: how the two orders' verdicts count. consistent (FastChat): a disagreement is a
+    # tie; independent (arena-hard): two games.
+    swap_rule: str = "consistent"
+    # arena-hard's strong verdicts ([[A>>B]]) count as this many games.
+    strong_verdict_weight: float = 1.0
+    # Ask once more when a reply cannot be parsed (a sampled judge may answer properly next time).
+    reask_unparseable: bool = False
+    prompt_cost_per_1m: float | None = None
+    completion_cost_per_1m: float | None = None
+    # The local judge: its checkpoint, and whether its verdict is parsed text, the probabilities of
+    # the verdict labels, or text with probabilities as the fallback.
+    checkpoint: ModelSpec | None = None
+    verdict: str = "text_or_probability"
 
     @property
     def is_openai(self) -> bool:
         return self.ref in OPENAI_JUDGE_REFS
+
+    @property
+    def is_local(self) -> bool:
+        return self.ref in LOCAL_JUDGE_REFS
 
 
 @dataclass(frozen=True)
@@ -320,7 +340,7 @@ def _check_generation_config(gen: _Section):
         gen.fail("temperature", f"expected a non-negative number, got {gen.data['temperature']!r}")
 
 
-def _read_review(section: _Section, resolve, existing_file, results: Path, models) -> ReviewSpec:
+def _read_review(section: _Section, resolve, existing_file, results: Path, models) -> ReviewSpec:  # noqa: C901
     section.check_keys(
         ("enable", "reviewer", "prompt_file", "target_answers", "baseline_file", "reference_file",
          "review_file", "cache_file")
@@ -328,28 +348,43 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
     reviewer = section.section("reviewer")
     reviewer.check_keys(("ref", "args"))
     ref = reviewer.get("ref", str, "pytest_arena.judging.openai_judge:OpenAIJudge", expected="module:Class")
-    if ref not in OPENAI_JUDGE_REFS:
-        reviewer.fail("ref", f"unknown judge; expected {sorted(OPENAI_JUDGE_REFS)[0]!r} (the OpenAI-compatible judge)")
+    if ref not in OPENAI_JUDGE_REFS | LOCAL_JUDGE_REFS:
+        reviewer.fail("ref", "unknown judge; expected 'evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4' "
+                             "or 'openai' (an OpenAI-compatible judge) or 'local' (a transformers judge)")
     args = reviewer.section("args")
-    args.check_keys(
-        ("model", "mode", "position_bias_mitigation", "fn_completion_parser", "max_tokens", "temperature",
-         "random_seed", "base_url", "api_key_env", "max_concurrency", "max_retries", "timeout")
-    )
+    common = ("model", "mode", "position_bias_mitigation", "fn_completion_parser", "max_tokens", "temperature",
+              "random_seed", "max_concurrency", "swap_rule", "strong_verdict_weight", "reask_unparseable")
+    if ref in LOCAL_JUDGE_REFS:
+        args.check_keys(common + LOCAL_JUDGE_KEYS)
+    else:
+        args.check_keys(common + ("base_url", "api_key_env", "max_retries", "timeout", "prompt_cost_per_1m",
+                                  "completion_cost_per_1m"))
     positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
+    cost = dict(expected="a number >= 0 (cost per million tokens)", check=lambda v: v >= 0)
+    max_tokens = args.get("max_tokens", int, 1024, **positive_int)
+    temperature = float(args.get("temperature", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0))
     judge = JudgeSpec(
         ref=ref,
-        model=args.get("model", str, "gpt-4", expected="a judge model name"),
+        model=args.get("model", str, "gpt-4" if ref in OPENAI_JUDGE_REFS else "local-judge", expected="a judge model name"),
         mode=args.choice("mode", MODES, "pairwise"),
         position_bias_mitigation=args.choice("position_bias_mitigation", POSITION_BIAS, None),
         fn_completion_parser=args.choice("fn_completion_parser", PARSERS, "lmsys_parser"),
-        max_tokens=args.get("max_tokens", int, 1024, **positive_int),
-        temperature=float(args.get("temperature", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)),
+        max_tokens=max_tokens,
+        temperature=temperature,
         random_seed=args.get("random_seed", int, 123, expected="an integer"),
         base_url=args.get("base_url", str, expected="a URL such as https://api.openai.com/v1"),
         api_key_env=args.get("api_key_env", str, "OPENAI_API_KEY", expected="an environment variable name"),
         max_concurrency=args.get("max_concurrency", int, 8, **positive_int),
         max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0),
         timeout=float(args.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0)),
+        swap_rule=args.choice("swap_rule", SWAP_RULES, "consistent"),
+        strong_verdict_weight=float(args.get("strong_verdict_weight", _NUMBER, 1.0, expected="a number >= 1",
+                                             check=lambda v: v >= 1)),
+        reask_unparseable=args.get("reask_unparseable", bool, False, expected="true or false"),
+        prompt_cost_per_1m=args.get("prompt_cost_per_1m", _NUMBER, **cost),
+        completion_cost_per_1m=args.get("completion_cost_per_1m", _NUMBER, **cost),
+        checkpoint=_local_judge_checkpoint(args, resolve, max_tokens, temperature) if ref in LOCAL_JUDGE_REFS else None,
+        verdict=args.choice("verdict", LOCAL_VERDICTS, "text_or_probability"),
     )
     targets = section.get("target_answers", list, expected="a list of answer files")
     review_file = section.get("review_file", str, expected="a file path")
@@ -366,6 +401,33 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
         target_answers=_target_answers(section, targets, resolve, models),
         baseline_file=existing_file(section, "baseline_file", required=False),
         reference_file=existing_file(section, "reference_file", required=False),
+    )
+
+
+LOCAL_JUDGE_KEYS = ("model_id_or_path", "revision", "precision", "device", "gguf_file", "trust_remote_code",
+                    "batch_size", "verdict")
+
+
+def _local_judge_checkpoint(args: _Section, resolve, max_tokens: int, temperature: float) -> ModelSpec:
+    """The local judge's checkpoint, read like a candidate's; it answers greedily unless sampled."""
+    raw = args.get("model_id_or_path", str, expected="a local folder or a hub model id")
+    if raw is None:
+        args.fail("model_id_or_path", "missing; the local judge needs a checkpoint (a local folder or a hub model id)")
+    precision = args.get("precision", str, "auto", expected="a torch dtype name")
+    if precision not in PRECISIONS:
+        args.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    return ModelSpec(
+        name=args.get("model", str, "local-judge", expected="a judge model name"),
+        path=_model_path(args, raw, resolve),
+        output_file=Path(os.devnull),
+        revision=_str_or_none(args.get("revision", (str, int, float), expected="a revision")),
+        precision=PRECISIONS[precision],
+        generation_config={"max_new_tokens": max_tokens, **sampling},
+        batch_size=args.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
+        device=args.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto"),
+        gguf_file=args.get("gguf_file", str, expected="a GGUF file name"),
+        trust_remote_code=args.get("trust_remote_code", bool, False, expected="true or false"),
     )
 
 

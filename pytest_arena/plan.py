@@ -45,15 +45,44 @@ class Battle:
         return (self.model_a, self.model_b)
 
 
+@dataclass(frozen=True)
+class Scoring:
+    """One question answered by one model, scored alone by the judge (``single`` mode)."""
+
+    question: Question
+    model: str
+    id: str
+
+    @property
+    def models(self) -> tuple[str]:
+        return (self.model,)
+
+
 def plan_pairwise(questions: list[Question], models: list[str]) -> list[Battle]:
     """Every pair of models on every question, question by question."""
+    return _battles(questions, list(itertools.combinations(models, 2)))
+
+
+def plan_against_baseline(questions: list[Question], models: list[str], baseline: str) -> list[Battle]:
+    """Every other model against the baseline (shown second), question by question."""
+    return _battles(questions, [(m, baseline) for m in models if m != baseline])
+
+
+def plan_single(questions: list[Question], models: list[str]) -> list[Scoring]:
     width = _label_width(questions)
-    ids = {m: safe_name(m) for m in models}
+    return [
+        Scoring(q, m, f"{question_label(q.question_id, width)}-{safe_name(m)}")
+        for q in questions for m in models
+    ]
+
+
+def _battles(questions: list[Question], pairs: list[tuple[str, str]]) -> list[Battle]:
+    width = _label_width(questions)
     battles = []
     for question in questions:
         label = question_label(question.question_id, width)
-        for a, b in itertools.combinations(models, 2):
-            battles.append(Battle(question, a, b, f"{label}-{ids[a]}{VS}{ids[b]}"))
+        for a, b in pairs:
+            battles.append(Battle(question, a, b, f"{label}-{safe_name(a)}{VS}{safe_name(b)}"))
     return battles
 
 

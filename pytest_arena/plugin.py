@@ -103,12 +103,15 @@ class ArenaHooks:
         return True
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "arena_battle" in metafunc.fixturenames:
-            metafunc.parametrize(
-                "arena_battle",
-                [pytest.param(b, id=b.id, marks=[pytest.mark.arena_model(name=m) for m in b.models])
-                 for b in self._arena.battles],
-            )
+        for fixture, kind in (("arena_battle", "battle"), ("arena_scoring", "scoring")):
+            if fixture in metafunc.fixturenames:
+                matches = [m for m in self._arena.matches if _kind(m) == kind]
+                if matches:
+                    metafunc.parametrize(
+                        fixture,
+                        [pytest.param(m, id=m.id, marks=[pytest.mark.arena_model(name=n) for n in m.models])
+                         for m in matches],
+                    )
         if "arena_gate" in metafunc.fixturenames and self._arena.gates:
             metafunc.parametrize(
                 "arena_gate",
@@ -117,23 +120,32 @@ class ArenaHooks:
                  for g in self._arena.gates],
             )
 
+    def pytest_ignore_collect(self, collection_path: Path):
+        # Only the suite modules this config has items for: no gates, no gate module.
+        if collection_path.parent == ARENA_SUITE and collection_path.suffix == ".py":
+            wanted = {"test_gates.py": bool(self._arena.gates),
+                      "test_scores.py": self._arena.mode == "single",
+                      "test_battles.py": self._arena.mode != "single"}
+            if not wanted.get(collection_path.name, True):
+                return True
+        return None
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        # A config without gates has no gate items (an unparametrized test_gate is dropped).
-        items[:] = [i for i in items if not (_requests(i, "arena_gate") and _param(i, "arena_gate") is None)]
         # Gates read the ratings of every battle, so they run after all of them.
         items.sort(key=lambda item: _param(item, "arena_gate") is not None)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        battles = [b for item in session.items if (b := _param(item, "arena_battle")) is not None]
+        matches = [m for item in session.items
+                   for m in (_param(item, "arena_battle"), _param(item, "arena_scoring")) if m is not None]
         gates = [g for item in session.items if (g := _param(item, "arena_gate")) is not None]
-        self._arena.select(battles, gates)
+        self._arena.select(matches, gates)
         if session.config.option.collectonly:
-            cached = self._arena.cached_judgments()
-            judge = self._arena.config.review.enable
-            calls = f"{len(battles)} judge calls" if judge else "no judging"
-            cached_text = "unknown until answers exist" if cached is None else f"{cached} cached"
-            self.log(f"plan: {len(battles)} battles, {len(gates)} gates; {calls} ({cached_text}); "
+            total, cached = self._arena.planned_calls()
+            calls = f"{total} judge calls" if self._arena.config.review.enable else "no judging"
+            cached_text = "cache unknown until answers exist" if cached is None else f"{cached} cached, {total - cached} to make"
+            kind = "scorings" if self._arena.mode == "single" else "battles"
+            self.log(f"plan: {len(matches)} {kind}, {len(gates)} gates; {calls} ({cached_text}); "
                      f"models needed: {', '.join(self._arena.needed_models()) or 'none'}")
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -154,8 +166,10 @@ class ArenaHooks:
             return
         from .report import format_table
 
+        if not self._arena.prepared:  # nothing ran: --collect-only, or no arena item selected
+            return
         terminalreporter.section("arena")
-        table = self._arena.ratings() if self._arena._prepared else None
+        table = self._arena.ratings()
         if table is not None:
             for line in format_table(table.frame):
                 terminalreporter.write_line(line)
@@ -163,10 +177,8 @@ class ArenaHooks:
             terminalreporter.write_line("no judged battles: no ratings and no report")
         counters = self._arena.counters
         if counters is not None:
-            terminalreporter.write_line(
-                f"judge: {counters.calls} calls, {counters.cached} from cache, {counters.failed} failed; "
-                f"{counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
-            )
+            for line in judge_summary(counters, self._arena.config.review.judge):
+                terminalreporter.write_line(line)
         loaded = ", ".join(self._arena.models_loaded) or "none (all answers cached)"
         terminalreporter.write_line(f"models loaded: {loaded}")
         path = getattr(self, "report_path", None)
@@ -175,8 +187,24 @@ class ArenaHooks:
             terminalreporter.write_line(f"report: {path}{subset}")
 
 
-def _requests(item: pytest.Item, fixture: str) -> bool:
-    return fixture in getattr(item, "fixturenames", ())
+def _kind(match) -> str:
+    return "scoring" if hasattr(match, "model") and not hasattr(match, "model_a") else "battle"
+
+
+def judge_summary(counters, spec) -> list[str]:
+    lines = [
+        f"judge: {counters.calls} calls, {counters.cached} from cache, {counters.failed} failed"
+        + (f", {counters.reasked} re-asked" if counters.reasked else "")
+        + (f", {counters.truncated} cut off at max_tokens" if counters.truncated else "")
+        + f"; {counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
+    ]
+    cost = counters.cost(spec)
+    if cost is not None:
+        lines[0] += f"; cost {cost:.4f}"
+    if counters.swapped_pairs:
+        share = counters.consistent_pairs / counters.swapped_pairs
+        lines.append(f"position consistency: {share:.1%} of {counters.swapped_pairs} swapped pairs agree")
+    return lines
 
 
 def _param(item: pytest.Item, name: str):

@@ -1,14 +1,14 @@
 """``ArenaSession``: the state of one arena run, and everything the pytest plugin delegates to.
 
 It is plain Python (no pytest): build it from a config, ``select`` what should run, ``prepare`` the
-answers and judgments, then ask for ``judgment``s, ``gate_result``s and the ``report``. Models load
-one at a time, only when a selected battle needs answers that the answer cache lacks, and each is
-released before the next loads.
+answers and judgments, then ask for ``judgment``s, ``gate_result``s and the report. Models load one
+at a time, only when a selected match needs answers that the answer cache lacks, and each is
+released before the next loads (a local judge loads after the last candidate is released).
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
@@ -16,38 +16,36 @@ from typing import Callable
 from .config import ArenaConfig, GateSpec, load_config
 from .errors import ArenaConfigError
 from .generation.answers import ModelAnswers
-from .generation.fingerprint import DigestMemo
+from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.openai_judge import missing_credentials
-from .judging.runner import BattleJudge, Judgment
-from .judging.templates import load_templates
-from .plan import Battle, ambiguous_names, ambiguous_questions, gate_id, plan_pairwise
-from .questions import load_questions
+from .judging.runner import Judgment, MatchJudge
+from .judging.templates import choose_template, load_templates, skipped_reference_template
+from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, gate_id, plan_against_baseline,
+                   plan_pairwise, plan_single)
+from .questions import Question, load_questions
 from .store import read_jsonl
+
+Match = Battle | Scoring
 
 
 class ArenaSession:
     def __init__(self, config: ArenaConfig, *, cache_dir: Path | None = None, log: Callable[[str], None] = print):
         self.config = config
         self.log = log
-        self.questions = load_questions(config.question_file)
+        self.mode = config.review.judge.mode
+        self.questions = _with_references(load_questions(config.question_file), config)
         self.templates = load_templates(config.review.prompt_file)
-        memo = DigestMemo(Path(cache_dir) / "fingerprints.json" if cache_dir else None)
-        self.participants = self._participants(memo)
-        names = list(self.participants)
-        clash = ambiguous_names(names)
-        if clash:
-            raise ArenaConfigError(config.path, "answers_gen", f"models {clash[0]!r} and {clash[1]!r} would share item IDs; rename one")
-        same_label = ambiguous_questions(self.questions)
-        if same_label:
-            raise ArenaConfigError(config.question_file, "question_id",
-                                   f"ids {same_label[0]!r} and {same_label[1]!r} would share item IDs; make them distinct")
-        self.battles = plan_pairwise(self.questions, names)
+        self._memo = DigestMemo(Path(cache_dir) / "fingerprints.json" if cache_dir else None)
+        self.baseline = self._baseline_name()
+        self.participants = self._participants()
+        self._check_names()
+        self.matches = self._plan()
         self.gates = list(config.gates)
         self.models_loaded: list[str] = []
-        self._selected: list[Battle] = list(self.battles)
+        self._selected: list[Match] = list(self.matches)
         self._futures: dict[str, Future] = {}
         self._prepared = False
-        self._judge: BattleJudge | None = None
+        self._judge: MatchJudge | None = None
         self._ratings = None
 
     @classmethod
@@ -57,13 +55,32 @@ class ArenaSession:
     # ---------------------------------------------------------------------------------------------
     # Before anything runs
 
-    def _participants(self, memo: DigestMemo) -> dict[str, ModelAnswers]:
-        """Who takes part: the models of answers_gen (or those target_answers names) and extra answer files."""
-        config, seed = self.config, self.config.rating.seed
-        targets = self.config.review.target_answers
+    def _baseline_name(self) -> str | None:
+        if self.mode != "pairwise_baseline":
+            return None
+        name = self.config.rating.baseline_model
+        baseline_file = self.config.review.baseline_file
+        if name is None and baseline_file is not None:
+            records = read_jsonl(baseline_file)
+            name = records[0].get("model_id") if records else None
+        if not name:
+            raise ArenaConfigError(self.config.path, "rating_gen.baseline_model",
+                                   "pairwise_baseline needs a baseline: a model of answers_gen, or "
+                                   "reviews_gen.baseline_file with answer records")
+        if name not in self.config.models and baseline_file is None:
+            raise ArenaConfigError(self.config.path, "rating_gen.baseline_model",
+                                   f"expected one of the models in answers_gen ({', '.join(self.config.models)}) "
+                                   f"or a reviews_gen.baseline_file, got {name!r}")
+        return str(name)
+
+    def _participants(self) -> dict[str, ModelAnswers]:
+        """Who takes part: the models of answers_gen (or those target_answers names), extra answer
+        files, and the baseline."""
+        config, seed, memo = self.config, self.config.rating.seed, self._memo
+        targets = config.review.target_answers
         chosen = {}
         for spec in config.models.values():
-            if targets is not None and spec.output_file not in targets:
+            if targets is not None and spec.output_file not in targets and spec.name != self.baseline:
                 continue
             if not spec.enable and not spec.output_file.is_file():
                 self.log(f"{spec.name}: enable is false and {spec.output_file} does not exist; it takes no part")
@@ -78,22 +95,51 @@ class ArenaSession:
             if not name:
                 raise ArenaConfigError(config.path, "reviews_gen.target_answers", f"expected answer records with a model_id in {path}")
             chosen[str(name)] = ModelAnswers(str(name), path, None, seed, memo)
-        if len(chosen) < 2:
-            raise ArenaConfigError(config.path, "answers_gen", f"a pairwise arena needs at least two models, got {list(chosen) or 'none'}")
+        if self.baseline is not None and config.review.baseline_file is not None:
+            chosen[self.baseline] = ModelAnswers(self.baseline, config.review.baseline_file, None, seed, memo)
+        needed = 1 if self.mode == "single" else 2
+        if len(chosen) < needed:
+            raise ArenaConfigError(config.path, "answers_gen",
+                                   f"a {self.mode} arena needs at least {needed} models, got {list(chosen) or 'none'}")
+        if self.baseline is not None and self.baseline not in chosen:
+            raise ArenaConfigError(config.path, "rating_gen.baseline_model",
+                                   f"the baseline {self.baseline!r} has no answers (enable it or give its output_file)")
         return chosen
 
+    def _check_names(self) -> None:
+        clash = ambiguous_names(list(self.participants))
+        if clash:
+            raise ArenaConfigError(self.config.path, "answers_gen",
+                                   f"models {clash[0]!r} and {clash[1]!r} would share item IDs; rename one")
+        same_label = ambiguous_questions(self.questions)
+        if same_label:
+            raise ArenaConfigError(self.config.question_file, "question_id",
+                                   f"ids {same_label[0]!r} and {same_label[1]!r} would share item IDs; make them distinct")
+
+    def _plan(self) -> list[Match]:
+        names = list(self.participants)
+        if self.mode == "single":
+            return plan_single(self.questions, names)
+        if self.mode == "pairwise_baseline":
+            return plan_against_baseline(self.questions, names, self.baseline)
+        return plan_pairwise(self.questions, names)
+
     def preflight(self) -> None:
-        """Checks that need a library but no model: judge credentials and generation settings."""
-        review = self.config.review
-        where = "reviews_gen.reviewer.args"
-        if review.judge.mode != "pairwise":
-            raise ArenaConfigError(self.config.path, f"{where}.mode", f"{review.judge.mode!r} is not supported yet; expected pairwise")
-        if review.judge.position_bias_mitigation is not None:
-            raise ArenaConfigError(self.config.path, f"{where}.position_bias_mitigation", "not supported yet; expected null")
+        """Checks that need a library or a second look, but no model: every one before any load."""
+        review, path = self.config.review, self.config.path
         if review.enable and review.judge.is_openai:
             problem = missing_credentials(review.judge)
             if problem:
-                raise ArenaConfigError(self.config.path, "reviews_gen.reviewer", problem)
+                raise ArenaConfigError(path, "reviews_gen.reviewer", problem)
+        if review.enable:
+            kind = "single" if self.mode == "single" else "pairwise"
+            for question in self.questions:
+                try:
+                    choose_template(self.templates, kind, question)
+                except LookupError as exc:
+                    raise ArenaConfigError(review.prompt_file, "", f"{exc} (question {question.question_id!r})") from None
+        if self.gates and self.mode == "single":
+            raise ArenaConfigError(path, "gates", "min_elo and beats gates need a pairwise mode; single mode has no Elo")
         from .generation.transformers_backend import generation_config_for
 
         for answers in self.participants.values():
@@ -101,45 +147,59 @@ class ArenaSession:
                 try:
                     generation_config_for(answers.spec)
                 except ValueError as exc:
-                    raise ArenaConfigError(self.config.path, f"answers_gen.{answers.name}", str(exc)) from None
+                    raise ArenaConfigError(path, f"answers_gen.{answers.name}", str(exc)) from None
 
-    def select(self, battles: list[Battle], gates: list[GateSpec]) -> None:
+    def select(self, matches: list[Match], gates: list[GateSpec]) -> None:
         """What this run does (pytest's selection after -k/-m): only these are generated for and judged."""
-        self._selected = list(battles)
+        self._selected = list(matches)
         self.gates = list(gates)
 
     @property
     def is_subset(self) -> bool:
-        return len(self._selected) < len(self.battles)
+        return len(self._selected) < len(self.matches)
 
     def needed_models(self) -> list[str]:
-        needed = {m for battle in self._selected for m in battle.models}
+        needed = {m for match in self._selected for m in match.models}
         return [name for name in self.participants if name in needed]
 
     def gate_id(self, gate: GateSpec) -> str:
         return gate_id(gate)
 
+    def calls_per_match(self) -> int:
+        return 2 if self.config.review.judge.position_bias_mitigation == "swap_position" and self.mode != "single" else 1
+
     # ---------------------------------------------------------------------------------------------
     # Running
 
     def prepare(self) -> None:
-        """Answers for every model the selection needs, then every selected battle sent to the judge.
+        """Answers for every model the selection needs, then every selected match sent to the judge.
 
-        A battle is submitted as soon as both its answers exist, so judging overlaps the generation of
-        the models that come later.
+        With an API judge a match is submitted as soon as its answers exist, so judging overlaps the
+        generation of later models. A local judge is a model too: it loads only after the last
+        candidate has been released, so two models never share the memory.
         """
         if self._prepared:
             return
         self._prepared = True
-        if self.config.review.enable:
+        review = self.config.review
+        if review.enable and not review.judge.is_local:
             self._judge = self._make_judge()
         ready: set[str] = set()
         for name in self.needed_models():
             self._answers_for(name)
             ready.add(name)
-            for battle in self._selected:
-                if battle.id not in self._futures and set(battle.models) <= ready:
-                    self._submit(battle)
+            if self._judge is not None:
+                self._submit_ready(ready)
+        if review.enable and self._judge is None:
+            self._judge = self._make_judge()
+            self._submit_ready(ready)
+        for match in self._selected:  # answers only, or a match whose answer is missing
+            if match.id not in self._futures:
+                self._futures[match.id] = _done(self._unjudged(match))
+
+    @property
+    def prepared(self) -> bool:
+        return self._prepared
 
     def _answers_for(self, name: str) -> None:
         answers = self.participants[name]
@@ -161,51 +221,93 @@ class ArenaSession:
             generator.close()
             self.log(f"{name}: model released")
 
-    def _make_judge(self) -> BattleJudge:
-        from .judging.openai_judge import OpenAIJudge
+    def _make_judge(self) -> MatchJudge:
+        spec = self.config.review.judge
+        if spec.is_local:
+            from .judging.local_judge import LocalJudge
 
-        judge_spec = self.config.review.judge
-        return BattleJudge(OpenAIJudge(judge_spec), judge_spec, self.templates, self.config.review.review_file)
+            self.log(f"judge: loading local model {spec.checkpoint.path}")
+            judge = LocalJudge(spec)
+            checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
+                                                spec.checkpoint.gguf_file, self._memo)
+            identity = f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
+        else:
+            from .judging.openai_judge import OpenAIJudge
 
-    def _submit(self, battle: Battle) -> None:
-        a = self.participants[battle.model_a].get(battle.question.question_id)
-        b = self.participants[battle.model_b].get(battle.question.question_id)
-        if a is None or b is None:
-            missing = battle.model_a if a is None else battle.model_b
-            future: Future = Future()
-            future.set_result(Judgment(battle, None, "", "", cached=False,
-                                       error=f"{missing} has no answer to question {battle.question.question_id!r}"))
-            self._futures[battle.id] = future
-        elif self._judge is not None:
-            self._futures[battle.id] = self._judge.submit(battle, a, b)
+            judge = OpenAIJudge(spec)
+            identity = f"openai:{spec.model}"
+        self._log_template_choices()
+        return MatchJudge(judge, spec, self.templates, self.config.review.review_file, identity, self.log)
 
-    def judgment(self, battle: Battle) -> Judgment | None:
-        """The battle's verdict (waiting for it), or None when reviews are disabled."""
+    def _log_template_choices(self) -> None:
+        """Say once per category when questions without reference answers get the general template."""
+        kind = "single" if self.mode == "single" else "pairwise"
+        reported = set()
+        for question in {m.question.question_id: m.question for m in self._selected}.values():
+            skipped = skipped_reference_template(self.templates, kind, question)
+            if skipped is not None and question.category not in reported:
+                reported.add(question.category)
+                used = choose_template(self.templates, kind, question)
+                self.log(f"category {question.category!r}: questions without a reference answer are judged with "
+                         f"{used.name!r} instead of {skipped.name!r}")
+
+    def _answers(self, match: Match) -> dict | None:
+        found = {m: self.participants[m].get(match.question.question_id) for m in match.models}
+        return None if None in found.values() else found
+
+    def _submit_ready(self, ready: set[str]) -> None:
+        for match in self._selected:
+            if match.id in self._futures or not set(match.models) <= ready:
+                continue
+            answers = self._answers(match)
+            if answers is not None:
+                self._futures[match.id] = self._judge.submit(match, answers)
+
+    def _unjudged(self, match: Match) -> Judgment | None:
+        """A match with no judge call: a missing answer is an error; with reviews off, answers suffice."""
+        missing = [m for m in match.models if self.participants[m].get(match.question.question_id) is None]
+        if missing:
+            return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}")
+        return None
+
+    def judgment(self, match: Match) -> Judgment | None:
+        """The match's verdict (waiting for it), or None when reviews are disabled."""
         self.prepare()
-        future = self._futures.get(battle.id)
-        return None if future is None else future.result()
+        return self._futures[match.id].result()
 
     def judgments(self) -> list[Judgment]:
         """Finished judgments of the selection, in plan order."""
-        return [f.result() for b in self._selected if (f := self._futures.get(b.id)) is not None and f.done()]
+        found = []
+        for match in self._selected:
+            future = self._futures.get(match.id)
+            if future is not None and future.done() and not future.cancelled() and future.exception() is None:
+                if future.result() is not None:
+                    found.append(future.result())
+        return found
 
-    def cached_judgments(self) -> int | None:
-        """How many selected battles the review cache already answers (None if answers are missing)."""
+    def planned_calls(self) -> tuple[int, int | None]:
+        """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""
         if not self.config.review.enable:
-            return 0
-        judge = BattleJudge(None, self.config.review.judge, self.templates, self.config.review.review_file)
+            return 0, 0
+        total = len(self._selected) * self.calls_per_match()
+        for name in self.needed_models():
+            if self.participants[name].load_cached(self.questions):
+                return total, None
+        probe = MatchJudge(None, self.config.review.judge, self.templates, self.config.review.review_file,
+                           self._judge_identity_for_planning())
         try:
-            for name in self.needed_models():
-                if self.participants[name].load_cached(self.questions):
-                    return None
-            count = 0
-            for battle in self._selected:
-                a = self.participants[battle.model_a].get(battle.question.question_id)
-                b = self.participants[battle.model_b].get(battle.question.question_id)
-                count += bool(a and b and judge.is_cached(battle, a, b))
-            return count
+            cached = sum(probe.cached_calls(m, a) for m in self._selected if (a := self._answers(m)) is not None)
         finally:
-            judge.close()
+            probe.close()
+        return total, cached
+
+    def _judge_identity_for_planning(self) -> str:
+        spec = self.config.review.judge
+        if spec.is_local:
+            checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
+                                                spec.checkpoint.gguf_file, self._memo)
+            return f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
+        return f"openai:{spec.model}"
 
     @property
     def counters(self):
@@ -223,17 +325,16 @@ class ArenaSession:
             verdicts = [j for j in self.judgments() if j.ok]
             if not verdicts:
                 return None
-            self._ratings = rating_table(verdicts, list(self.participants), self.config.rating)
+            self._ratings = rating_table(verdicts, list(self.participants), self.config.rating,
+                                         baseline=self.baseline)
         return self._ratings
 
     def gate_result(self, gate: GateSpec):
         from .gates import evaluate_gate
 
         self.prepare()
-        for battle in self._selected:  # every verdict of the run is in before any gate is judged
-            future = self._futures.get(battle.id)
-            if future is not None:
-                future.result()
+        for match in self._selected:  # every verdict of the run is in before any gate is judged
+            self._futures[match.id].exception()
         return evaluate_gate(gate, self.ratings())
 
     def report_path(self) -> Path:
@@ -257,5 +358,38 @@ class ArenaSession:
             self._judge.judge.close()
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ARENA_CACHE_DIR", ".arena-cache"))
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future
+
+
+def _with_references(questions: list[Question], config: ArenaConfig) -> list[Question]:
+    """Questions with the reference answers of ``reviews_gen.reference_file`` merged in."""
+    path = config.review.reference_file
+    if path is None:
+        return questions
+    references = {}
+    for record in read_jsonl(path):
+        turns = _reference_turns(record)
+        if "question_id" in record and turns:
+            references[record["question_id"]] = tuple(turns)
+    return [dataclasses.replace(q, reference=references[q.question_id]) if q.question_id in references else q
+            for q in questions]
+
+
+def _reference_turns(record: dict) -> list[str] | None:
+    """A reference answer record in any of the usual shapes: ``reference``, ``answer_turns``,
+    MT-bench's ``choices[0].turns``, or EvalScope's ``answer``."""
+    for key in ("reference", "answer_turns", "answer"):
+        value = record.get(key)
+        if isinstance(value, str) and value:
+            return [value]
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return value
+    choices = record.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        turns = choices[0].get("turns")
+        if isinstance(turns, list) and all(isinstance(t, str) for t in turns):
+            return turns
+    return None

@@ -209,11 +209,12 @@ def test_gate_without_battles_fails(arena_project):
 def test_collect_only_states_the_plan(arena_project):
     arena_project.write(arena_project.config(questions=3, gates=[{"model": "tiny-a", "min_elo": 900}]))
     result = arena_project.run("--collect-only", "-q")
-    result.stdout.fnmatch_lines(["*plan: 9 battles, 1 gates; 9 judge calls (unknown until answers exist)*"])
+    result.stdout.fnmatch_lines(["10 tests collected*"])
+    result.stdout.fnmatch_lines(["*plan: 9 battles, 1 gates; 9 judge calls (cache unknown until answers exist)*"])
     assert loaded_models(result) == []
     arena_project.run().assert_outcomes(passed=10)
     again = arena_project.run("--collect-only", "-q")
-    again.stdout.fnmatch_lines(["*plan: 9 battles, 1 gates; 9 judge calls (9 cached)*"])
+    again.stdout.fnmatch_lines(["*plan: 9 battles, 1 gates; 9 judge calls (9 cached, 0 to make)*"])
 
 
 def test_without_arena_config_the_plugin_does_nothing(pytester):

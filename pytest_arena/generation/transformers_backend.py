@@ -84,9 +84,14 @@ class TransformersGenerator:
         self.load_seconds = time.perf_counter() - started
         self.chat_template_missing = spec.use_chat_template and not getattr(self.tokenizer, "chat_template", None)
 
+    @property
+    def uses_chat_template(self) -> bool:
+        """Prompts are rendered with the tokenizer's chat template (which holds its own special tokens)."""
+        return self.spec.use_chat_template and not self.chat_template_missing
+
     def render(self, messages: list[dict]) -> str:
         """The prompt text for a conversation: the chat template, or the plain question."""
-        if self.spec.use_chat_template and not self.chat_template_missing:
+        if self.uses_chat_template:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         # Base models see the conversation as plain text; a single question is just its text.
         if len(messages) == 1:
@@ -95,15 +100,19 @@ class TransformersGenerator:
 
     def generate(self, conversations: list[list[dict]], seed: int) -> list[GeneratedText]:
         """Answers for each conversation (its last message is the user's), batched."""
+        return self.generate_prompts([self.render(c) for c in conversations], seed)
+
+    def generate_prompts(self, rendered: list[str], seed: int) -> list[GeneratedText]:
+        """Continuations of prompts that are already rendered (see ``render``), batched."""
         import torch
 
         torch.manual_seed(seed)
         results: list[GeneratedText] = []
         size = self.spec.batch_size
-        for start in range(0, len(conversations), size):
-            prompts = [self.render(c) for c in conversations[start:start + size]]
+        for start in range(0, len(rendered), size):
+            prompts = rendered[start:start + size]
             # Chat templates already contain the special tokens they need.
-            add_special = not (self.spec.use_chat_template and not self.chat_template_missing)
+            add_special = not self.uses_chat_template
             batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
             batch = {k: v.to(self.model.device) for k, v in batch.items()}
             with torch.inference_mode():

@@ -45,7 +45,8 @@ class OpenAIJudge:
             timeout=spec.timeout,
         )
 
-    def complete(self, system_prompt: str, prompt: str) -> JudgeReply:
+    def complete(self, system_prompt: str, prompt: str, output_format: str = "") -> JudgeReply:
+        """One chat completion; ``output_format`` is for judges that read label probabilities."""
         messages = [{"role": "user", "content": prompt}]
         if system_prompt:
             messages.insert(0, {"role": "system", "content": system_prompt})

@@ -1,46 +1,96 @@
-"""Judging battles: the review cache first, then the judge, through a bounded pool of threads.
+"""Judging: the review cache first, then the judge, through a bounded pool of threads.
 
-Battles are submitted as soon as both answers exist, so up to ``max_concurrency`` judge calls are in
+A battle is one judge call, or two under ``swap_position`` (both orders); a scoring (single mode)
+is one call. Calls are submitted as soon as their answers exist, so up to ``max_concurrency`` are in
 flight whatever order pytest later asks for the results in. Each finished judgment is appended to
-the review file at once (it is also the review cache); a judgment that failed is written with
-``win: error`` for people to see but is never served from the cache, so the next run asks again.
+the review file at once. That file is also the cache: every reply in it is indexed by its call's key
+and reused when it still parses; a call that failed left no reply, so the next run asks again.
 """
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..config import JudgeSpec
 from ..generation.answers import Answer
-from ..plan import Battle
+from ..plan import Battle, Scoring
 from ..store import JsonlAppender, cache_key, read_jsonl
 from .openai_judge import JudgeCallError
-from .parsers import VerdictParseError, parse_verdict
+from .parsers import ParsedVerdict, VerdictParseError, parse_verdict
 from .templates import PromptTemplate, choose_template, template_values
 
-WINNER_OF = {"A": "model_a", "B": "model_b", "tie": "tie"}
 EXCERPT = 300
+# A verdict about the answers as shown ("A" first) -> the battle's own sides.
+SIDE = {False: {"A": "model_a", "B": "model_b", "tie": "tie"}, True: {"A": "model_b", "B": "model_a", "tie": "tie"}}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request to the judge: which template, the prompt, its cache key, and the order shown."""
+
+    template: PromptTemplate
+    prompt: str
+    key: str
+    swapped: bool = False  # model_b's answer was shown as assistant A
+
+
+@dataclass(frozen=True)
+class CallResult:
+    call: Call
+    text: str
+    verdict: ParsedVerdict | None
+    cached: bool
+    error: str | None = None
+    finish_reason: str | None = None
+    usage: dict | None = None
+
+    @property
+    def winner(self) -> str | None:
+        """The verdict in the battle's own terms: model_a, model_b or tie."""
+        if self.verdict is None or self.verdict.winner is None:
+            return None
+        return SIDE[self.call.swapped][self.verdict.winner]
 
 
 @dataclass(frozen=True)
 class Judgment:
-    battle: Battle
-    winner: str | None  # "model_a", "model_b" or "tie"; None when there is no verdict
-    review_text: str
-    template: str
-    cached: bool
+    """The outcome of one battle or scoring: what the items report and the ratings count."""
+
+    match: Battle | Scoring
+    results: tuple[CallResult, ...]
+    winner: str | None = None  # pairwise: model_a, model_b or tie (swap: both orders combined)
+    games: tuple[tuple[str, float], ...] = ()  # (winner, weight) rows the ratings count
+    score: float | None = None  # single mode
     error: str | None = None
 
     @property
     def ok(self) -> bool:
-        return self.winner is not None
+        return self.error is None
+
+    @property
+    def cached(self) -> bool:
+        return bool(self.results) and all(r.cached for r in self.results)
+
+    @property
+    def template(self) -> str:
+        return self.results[0].call.template.name if self.results else ""
+
+    @property
+    def consistent(self) -> bool | None:
+        """Under swap_position: whether both orders gave the same verdict."""
+        if len(self.results) != 2 or any(r.winner is None for r in self.results):
+            return None
+        return self.results[0].winner == self.results[1].winner
 
     def excerpt(self) -> str:
-        text = " ".join(self.review_text.split())
+        failed = [r for r in self.results if r.error] or list(self.results)
+        text = " ".join((failed[0].text if failed else "").split())
         return text if len(text) <= EXCERPT else "..." + text[-EXCERPT:]
 
 
@@ -49,8 +99,12 @@ class JudgeCounters:
     calls: int = 0
     cached: int = 0
     failed: int = 0
+    reasked: int = 0
+    truncated: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    swapped_pairs: int = 0
+    consistent_pairs: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **amounts):
@@ -58,99 +112,215 @@ class JudgeCounters:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
 
+    def cost(self, spec: JudgeSpec) -> float | None:
+        if spec.prompt_cost_per_1m is None and spec.completion_cost_per_1m is None:
+            return None
+        return (self.prompt_tokens * (spec.prompt_cost_per_1m or 0)
+                + self.completion_tokens * (spec.completion_cost_per_1m or 0)) / 1e6
 
-class BattleJudge:
-    def __init__(self, judge, spec: JudgeSpec, templates: list[PromptTemplate], review_file: Path):
+
+class MatchJudge:
+    """Turns battles and scorings into judge calls, runs them, and combines the verdicts."""
+
+    def __init__(self, judge, spec: JudgeSpec, templates: list[PromptTemplate], review_file: Path,
+                 judge_identity: str, log: Callable[[str], None] = lambda message: None):
         self.judge = judge
         self.spec = spec
         self.templates = templates
+        self.judge_identity = judge_identity
+        self.log = log
         self.counters = JudgeCounters()
         self._reviews = JsonlAppender(review_file)
-        # Only verdicts are reused: failures must be asked again.
-        self._cache = {
-            r["cache_key"]: r for r in read_jsonl(review_file)
-            if r.get("cache_key") and r.get("win") in WINNER_OF.values()
-        }
+        self._replies = _index_replies(read_jsonl(review_file))
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix="arena-judge")
 
-    def request(self, battle: Battle, answer_a: Answer, answer_b: Answer) -> tuple[PromptTemplate, str, str]:
-        """The template, the rendered prompt and the cache key of a battle's judge call."""
-        template = choose_template(self.templates, "pairwise", battle.question)
-        prompt = template.render(
-            template_values(battle.question, {"answer_a": answer_a.turns, "answer_b": answer_b.turns})
-        )
+    # -- what would be asked ------------------------------------------------------------------------
+
+    def calls(self, match: Battle | Scoring, answers: dict[str, Answer]) -> list[Call]:
+        question = match.question
+        if isinstance(match, Scoring):
+            template = choose_template(self.templates, "single", question)
+            return [self._call(template, question, {"answer": answers[match.model].turns}, swapped=False)]
+        template = choose_template(self.templates, "pairwise", question)
+        orders = {None: [False], "swap_position": [False, True]}.get(self.spec.position_bias_mitigation)
+        if orders is None:  # randomize_order: one call, its order drawn per battle, not per run
+            orders = [random.Random(f"{self.spec.random_seed}:{match.id}").random() < 0.5]
+        a, b = answers[match.model_a].turns, answers[match.model_b].turns
+        return [
+            self._call(template, question, {"answer_a": b, "answer_b": a} if swapped else {"answer_a": a, "answer_b": b},
+                       swapped)
+            for swapped in orders
+        ]
+
+    def _call(self, template: PromptTemplate, question, slots: dict, swapped: bool) -> Call:
+        prompt = template.render(template_values(question, slots))
         key = cache_key(
             kind="review",
-            judge=self.spec.model,
+            judge=self.judge_identity,
             template=template.name,
             template_digest=template.digest,
             system_prompt=template.system_prompt,
             prompt=prompt,
             temperature=self.spec.temperature,
             max_tokens=self.spec.max_tokens,
-            parser=self.spec.fn_completion_parser,
         )
-        return template, prompt, key
+        return Call(template, prompt, key, swapped)
 
-    def is_cached(self, battle: Battle, answer_a: Answer, answer_b: Answer) -> bool:
-        return self.request(battle, answer_a, answer_b)[2] in self._cache
+    def cached_calls(self, match, answers) -> int:
+        return sum(self._from_cache(call) is not None for call in self.calls(match, answers))
 
-    def submit(self, battle: Battle, answer_a: Answer, answer_b: Answer) -> Future:
-        template, prompt, key = self.request(battle, answer_a, answer_b)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self.counters.add(cached=1)
-            done: Future = Future()
-            done.set_result(
-                Judgment(battle, cached["win"], cached.get("review_text", ""), template.name, cached=True)
-            )
-            return done
-        return self._pool.submit(self._judge, battle, template, prompt, key)
+    # -- running ------------------------------------------------------------------------------------
 
-    def _judge(self, battle: Battle, template: PromptTemplate, prompt: str, key: str) -> Judgment:
+    def submit(self, match: Battle | Scoring, answers: dict[str, Answer]) -> Future:
+        """A future Judgment; cache hits resolve at once, misses run in the pool."""
+        results = [self._from_cache(call) or self._pool.submit(self._ask, call) for call in self.calls(match, answers)]
+        return _gather(results, lambda done: self._finish(match, done))
+
+    def _from_cache(self, call: Call) -> CallResult | None:
+        text = self._replies.get(call.key)
+        if text is None:
+            return None
+        try:  # a stored reply the current parser cannot read is asked again
+            verdict = self._parse(text, call)
+        except VerdictParseError:
+            return None
+        return CallResult(call, text, verdict, cached=True)
+
+    def _parse(self, text: str, call: Call) -> ParsedVerdict:
+        return parse_verdict(self.spec.fn_completion_parser, text, call.template.output_format)
+
+    def _ask(self, call: Call) -> CallResult:
+        attempts = 2 if self.spec.reask_unparseable else 1
+        for attempt in range(attempts):
+            if attempt:
+                self.counters.add(reasked=1)
+            result = self._ask_once(call)
+            if result.error is None or result.text == "":
+                break
+        if result.error:
+            self.counters.add(failed=1)
+        return result
+
+    def _ask_once(self, call: Call) -> CallResult:
         self.counters.add(calls=1)
         try:
-            reply = self.judge.complete(template.system_prompt, prompt)
+            reply = self.judge.complete(call.template.system_prompt, call.prompt, call.template.output_format)
         except JudgeCallError as exc:
-            self.counters.add(failed=1)
-            judgment = Judgment(battle, None, "", template.name, cached=False, error=f"judge call failed: {exc}")
-            self._record(judgment, key, usage=None, finish_reason=None)
-            return judgment
-        self.counters.add(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
-        try:
-            verdict = parse_verdict(self.spec.fn_completion_parser, reply.text, template.output_format)
-            winner, error = WINNER_OF[verdict.winner], None
-        except (VerdictParseError, KeyError) as exc:
-            self.counters.add(failed=1)
-            winner, error = None, f"unparseable verdict: {exc}"
-        judgment = Judgment(battle, winner, reply.text, template.name, cached=False, error=error)
+            return CallResult(call, "", None, cached=False, error=f"judge call failed: {exc}")
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}
-        self._record(judgment, key, usage=usage, finish_reason=reply.finish_reason)
+        self.counters.add(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+        truncated = reply.finish_reason == "length"
+        self.counters.add(truncated=int(truncated))
+        try:
+            verdict = self._parse(reply.text, call)
+        except (VerdictParseError, ValueError) as exc:
+            cut = " (the reply was cut off at max_tokens: finish_reason length)" if truncated else ""
+            if reply.finish_reason == "content_filter":
+                cut = " (the judge's content filter stopped the reply)"
+            return CallResult(call, reply.text, None, cached=False, error=f"unparseable verdict{cut}: {exc}",
+                              finish_reason=reply.finish_reason, usage=usage)
+        return CallResult(call, reply.text, verdict, cached=False, finish_reason=reply.finish_reason, usage=usage)
+
+    def _finish(self, match: Battle | Scoring, results: list[CallResult]) -> Judgment:
+        judgment = self._combine(match, tuple(results))
+        self.counters.add(cached=sum(r.cached for r in results))
+        if judgment.consistent is not None:
+            self.counters.add(swapped_pairs=1, consistent_pairs=int(judgment.consistent))
+        if not judgment.cached:
+            self._record(judgment)
         return judgment
 
-    def _record(self, judgment: Judgment, key: str, usage, finish_reason) -> None:
-        battle = judgment.battle
-        record = {
-            "model_a": battle.model_a,
-            "model_b": battle.model_b,
-            "win": judgment.winner or "error",
-            "question_id": battle.question.question_id,
-            "category": battle.question.category,
-            "question": battle.question.text,
-            "review_text": judgment.review_text,
-            "tstamp": time.time(),
-            "judge": self.spec.model,
-            "template": judgment.template,
-            "cache_key": key,
-            "usage": usage,
-            "finish_reason": finish_reason,
-        }
+    def _combine(self, match, results: tuple[CallResult, ...]) -> Judgment:
+        errors = [r.error for r in results if r.error]
+        if errors:
+            return Judgment(match, results, error="; ".join(errors))
+        if isinstance(match, Scoring):
+            score = results[0].verdict.score
+            if score is None:
+                return Judgment(match, results, error="the judge gave no score (expected a [[rating]] template)")
+            return Judgment(match, results, score=score)
+        winners = [r.winner for r in results]
+        if None in winners:
+            return Judgment(match, results, error="the judge gave no pairwise verdict (expected an [[A]] template)")
+        weights = [self.spec.strong_verdict_weight if r.verdict.strength == 2 else 1.0 for r in results]
+        if len(results) == 1:
+            return Judgment(match, results, winner=winners[0], games=((winners[0], weights[0]),))
+        combined = winners[0] if winners[0] == winners[1] else "tie"
+        if self.spec.swap_rule == "independent":  # arena-hard: each order is a game of its own
+            games = tuple(zip(winners, weights))
+        else:  # consistent (FastChat): one game, a disagreement is a tie
+            games = ((combined, min(weights) if combined != "tie" else 1.0),)
+        return Judgment(match, results, winner=combined, games=games)
+
+    # -- the review file ----------------------------------------------------------------------------
+
+    def _record(self, judgment: Judgment) -> None:
+        match = judgment.match
+        record: dict = {}
+        if isinstance(match, Scoring):
+            record.update(model=match.model, score=judgment.score)
+        else:
+            record.update(model_a=match.model_a, model_b=match.model_b, win=judgment.winner or "error")
+        record.update(question_id=match.question.question_id, category=match.question.category,
+                      question=match.question.text)
+        results = judgment.results
+        suffixes = [""] if len(results) == 1 else ["_1", "_2"]
+        for suffix, result in zip(suffixes, results):
+            if suffix:
+                record[f"win{suffix}"] = result.winner or "error"
+            record[f"review_text{suffix}"] = result.text
+        if self.spec.position_bias_mitigation == "randomize_order":
+            record["swapped"] = results[0].call.swapped  # model_b's answer was shown first
+        record.update(tstamp=time.time(), judge=self.spec.model, template=judgment.template)
+        for suffix, result in zip(suffixes, results):
+            record[f"cache_key{suffix}"] = result.call.key
+            record[f"usage{suffix}"] = result.usage
+            record[f"finish_reason{suffix}"] = result.finish_reason
         if judgment.error:
             record["error"] = judgment.error
         self._reviews.append(record)
-        if judgment.ok:
-            self._cache[key] = record
+        for result in results:
+            if result.error is None:
+                self._replies[result.call.key] = result.text
 
     def close(self, wait: bool = True) -> None:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._reviews.close()
+
+
+def _index_replies(records: list[dict]) -> dict[str, str]:
+    """Call key -> the judge's reply, from every record (single calls and both halves of swaps)."""
+    replies = {}
+    for record in records:
+        for suffix in ("", "_1", "_2"):
+            key, text = record.get(f"cache_key{suffix}"), record.get(f"review_text{suffix}")
+            if key and text:
+                replies[key] = text
+    return replies
+
+
+def _gather(parts: list, combine: Callable[[list], object]) -> Future:
+    """One future for several CallResults (done already or futures), resolved by ``combine``."""
+    gathered: Future = Future()
+    pending = [p for p in parts if isinstance(p, Future)]
+    remaining = [len(pending)]
+    lock = threading.Lock()
+
+    def resolve():
+        try:
+            gathered.set_result(combine([p.result() if isinstance(p, Future) else p for p in parts]))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the judgment
+            gathered.set_exception(exc)
+
+    def one_done(_):
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            resolve()
+
+    if not pending:
+        resolve()
+    for part in pending:
+        part.add_done_callback(one_done)
+    return gathered

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ArenaConfigError
@@ -129,3 +129,13 @@ def template_values(question: Question, answers: dict[str, tuple[str, ...]]) -> 
         for i, text in enumerate(turns, start=1):
             values[f"{slot}_{i}"] = text
     return values
+
+
+def skipped_reference_template(templates: list[PromptTemplate], kind: str, question: Question) -> PromptTemplate | None:
+    """The reference-guided template this question would get if it had reference answers, when it
+    lacks them (so the choice of the general template can be reported); None otherwise."""
+    if question.reference and len(question.reference) >= len(question.turns):
+        return None
+    chosen = choose_template(templates, kind, question)
+    with_reference = choose_template(templates, kind, replace(question, reference=("",) * len(question.turns)))
+    return with_reference if with_reference is not chosen else None

@@ -1,7 +1,4 @@
-"""The arena suite: pytest-arena parametrizes these with the battles and gates of the config.
-
-One item per battle (``test_battle[q017-A--vs--B]``) and one per gate (``test_gate[elo-A]``).
-"""
+"""Battles: pytest-arena parametrizes ``test_battle`` with one item per battle (``q017-A--vs--B``)."""
 
 import pytest
 
@@ -11,14 +8,10 @@ def test_battle(arena, arena_battle, record_property):
     if judgment is None:  # reviews_gen.enable is false: the answers are the result
         return
     record_property("verdict", judgment.winner or "error")
+    for i, result in enumerate(judgment.results, start=1):
+        if len(judgment.results) > 1:
+            record_property(f"verdict_{i}", result.winner or "error")
     record_property("template", judgment.template)
     record_property("cached", judgment.cached)
     if not judgment.ok:
         pytest.fail(f"{judgment.error}\njudge said: {judgment.excerpt() or '(nothing)'}", pytrace=False)
-
-
-def test_gate(arena, arena_gate, record_property):
-    result = arena.gate_result(arena_gate)
-    record_property("gate", result.message)
-    if not result.passed:
-        pytest.fail(result.message, pytrace=False)
