@@ -122,7 +122,13 @@ class RatingSpec:
     baseline_model: str | None = None
     elo_k: float = 32.0
     bootstrap_rounds: int = 1000
+    bootstrap_by: str = "battle"  # or "question": resample whole questions (answers to one question correlate)
     seed: int = 0
+
+    @property
+    def primary(self) -> str:
+        """The rating the table leads with and the gates judge: Bradley-Terry when asked for, else Elo."""
+        return "bt" if "bt" in self.metrics else "elo"
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,21 @@ class GateSpec:
     min_elo: float | None = None
     beats: str | None = None
     margin: float = 0.0
+    max_drop: float | None = None
+    min_win_rate: float | None = None
+    min_score: float | None = None
 
     @property
     def kind(self) -> str:
-        return "elo" if self.min_elo is not None else "beats"
+        """The gate's short name, used in its item ID (``elo-Qwen2-3B``)."""
+        for kind, value in GATE_KINDS.items():
+            if getattr(self, value) is not None:
+                return kind
+        raise ValueError("a gate without a threshold")
+
+
+# Item-ID label -> the gate's threshold key.
+GATE_KINDS = {"elo": "min_elo", "beats": "beats", "drop": "max_drop", "winrate": "min_win_rate", "score": "min_score"}
 
 
 @dataclass(frozen=True)
@@ -257,7 +274,7 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
     models = _read_models(root.section("answers_gen"), resolve, results)
     review = _read_review(root.section("reviews_gen"), resolve, existing_file, results, models)
     rating = _read_rating(root.section("rating_gen"), resolve, results, models, review)
-    gates = _read_gates(file, root.data.get("gates"), models)
+    gates = _read_gates(file, root.data.get("gates"), models, rating.baseline_model)
     return ArenaConfig(file, question_file, models, review, rating, gates)
 
 
@@ -447,7 +464,8 @@ def _target_answers(section: _Section, targets, resolve, models) -> tuple[Path, 
 
 
 def _read_rating(section: _Section, resolve, results: Path, models, review: ReviewSpec) -> RatingSpec:
-    section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds", "seed"))
+    section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds",
+                        "bootstrap_by", "seed"))
     metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
     metrics = [metrics] if isinstance(metrics, str) else metrics
     if not metrics:
@@ -468,32 +486,41 @@ def _read_rating(section: _Section, resolve, results: Path, models, review: Revi
         baseline_model=baseline,
         elo_k=float(section.get("elo_k", _NUMBER, 32.0, expected="a positive number", check=lambda v: v > 0)),
         bootstrap_rounds=section.get("bootstrap_rounds", int, 1000, expected="an integer >= 0", check=lambda v: v >= 0),
+        bootstrap_by=section.choice("bootstrap_by", ("battle", "question"), "battle"),
         seed=section.get("seed", int, 0, expected="an integer"),
     )
 
 
-def _read_gates(file: Path, data, models) -> tuple[GateSpec, ...]:
+def _read_gates(file: Path, data, models, baseline: str | None) -> tuple[GateSpec, ...]:
     if data is None:
         return ()
     if not isinstance(data, list):
         raise ArenaConfigError(file, "gates", f"expected a list of gates, got {_kind(data)}")
+    known = list(models) + ([baseline] if baseline and baseline not in models else [])
+    thresholds = tuple(GATE_KINDS.values())
     gates = []
     for i, entry in enumerate(data):
         gate = _Section(file, f"gates[{i}]", entry)
-        gate.check_keys(("model", "min_elo", "beats", "margin"))
+        gate.check_keys(("model", *thresholds, "margin"))
         model = gate.get("model", str, expected="a model name")
         if model is None:
             gate.fail("model", "missing; expected the name of a model in answers_gen")
-        if model not in models:
-            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(models)}), got {model!r}")
-        min_elo = gate.get("min_elo", _NUMBER, expected="a number")
+        if model not in known:
+            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(known)}), got {model!r}")
+        given = [key for key in thresholds if gate.data.get(key) is not None]
+        if len(given) != 1:
+            gate.fail("", f"expected exactly one threshold: {', '.join(thresholds)}; got {', '.join(given) or 'none'}")
         beats = gate.get("beats", str, expected="a model name")
-        if (min_elo is None) == (beats is None):
-            gate.fail("", "expected exactly one threshold: min_elo or beats")
-        if beats is not None and beats not in models:
-            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(models)}), got {beats!r}")
+        if beats is not None and beats not in known:
+            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(known)}), got {beats!r}")
+        values = {key: gate.get(key, _NUMBER, expected="a number") for key in thresholds if key != "beats"}
+        if values["max_drop"] is not None and values["max_drop"] < 0:
+            gate.fail("max_drop", f"expected a number >= 0, got {values['max_drop']!r}")
+        if values["min_win_rate"] is not None and not 0 <= values["min_win_rate"] <= 1:
+            gate.fail("min_win_rate", f"expected a number between 0 and 1, got {values['min_win_rate']!r}")
         margin = gate.get("margin", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)
-        gates.append(GateSpec(model, None if min_elo is None else float(min_elo), beats, float(margin)))
+        gates.append(GateSpec(model, beats=beats, margin=float(margin),
+                              **{k: None if v is None else float(v) for k, v in values.items()}))
     return tuple(gates)
 
 

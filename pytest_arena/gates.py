@@ -1,7 +1,9 @@
 """Gates: thresholds on the ratings that fail the run, judged on confidence intervals, not points.
 
-A gate on a point estimate flaps with judge noise; asking the CI to clear the threshold makes a
-failure mean "this model is worse with 95% confidence", which is what a CI pipeline should stop on.
+A gate on a point estimate flaps with judge noise. Threshold gates (``min_elo``, ``min_win_rate``,
+``min_score``) ask the CI's lower bound to reach the threshold: "at least this good, with 95%
+confidence". Regression gates (``beats``, ``max_drop``) fail only when the loss is significant: the
+whole CI lies beyond the allowed margin. A gate never passes for lack of data.
 """
 
 from __future__ import annotations
@@ -15,38 +17,63 @@ from .config import GateSpec
 class GateResult:
     passed: bool
     message: str
+    value: float | None = None  # the number the gate judged, for JUnit properties
+    ci: tuple[float, float] | None = None
+    threshold: float | None = None
 
 
-def evaluate_gate(gate: GateSpec, table) -> GateResult:
-    """``table`` is the session's RatingTable, or None when nothing was judged (which never passes)."""
+def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
+    """``table`` is the session's RatingTable (None when nothing was judged); ``previous`` the baseline
+    report for max_drop gates."""
     row = None if table is None else table.row(gate.model)
     if row is None:
         return GateResult(False, f"{gate.model}: no judged battles in this run, so the gate cannot pass")
-    if gate.kind == "elo":
-        return _min_elo(gate, row)
-    return _beats(gate, table, row)
+    kind = gate.kind
+    if kind in ("elo", "score"):
+        if (kind == "score") != (table.primary == "score"):
+            wanted = "single mode (scores)" if kind == "score" else "a pairwise mode (ratings)"
+            return GateResult(False, f"{gate.model}: a {'min_score' if kind == 'score' else 'min_elo'} gate needs {wanted}")
+        point, lower, upper = table.rating(gate.model)
+        threshold = gate.min_score if kind == "score" else gate.min_elo
+        return _at_least(gate.model, table.name, point, lower, upper, threshold,
+                         "min_score" if kind == "score" else "min_elo", _extra(row), ".2f" if kind == "score" else ".1f")
+    if kind == "winrate":
+        if "Baseline_Win_Rate" not in table.frame.columns or row["Baseline_Win_Rate"] != row["Baseline_Win_Rate"]:
+            return GateResult(False, f"{gate.model}: no battles against a baseline (min_win_rate needs pairwise_baseline mode)")
+        return _at_least(gate.model, "win rate vs baseline", float(row["Baseline_Win_Rate"]),
+                         float(row["Baseline_CI_Lower"]), float(row["Baseline_CI_Upper"]), gate.min_win_rate,
+                         "min_win_rate", _extra(row), ".3f")
+    if kind == "beats":
+        return _beats(gate, table)
+    return _max_drop(gate, table, previous)
 
 
-def _min_elo(gate: GateSpec, row) -> GateResult:
-    lower = float(row.CI_Lower)
-    passed = lower >= gate.min_elo
+def _extra(row) -> str:
+    return f", {row['Battles']} battles" if "Battles" in row.index else f", {row['Questions']} questions"
+
+
+def _at_least(model, name, point, lower, upper, threshold, key, extra, fmt) -> GateResult:
+    passed = lower >= threshold
     relation = ">=" if passed else "<"
     return GateResult(
         passed,
-        f"{gate.model}: Elo {row.Elo_Rating:.1f} (95% CI {row.CI_Lower:.1f} .. {row.CI_Upper:.1f}, "
-        f"{row.Battles} battles); CI lower bound {lower:.1f} {relation} min_elo {gate.min_elo:g}",
+        f"{model}: {name} {point:{fmt}} (95% CI {lower:{fmt}} .. {upper:{fmt}}{extra}); "
+        f"CI lower bound {lower:{fmt}} {relation} {key} {threshold:g}",
+        value=point, ci=(lower, upper), threshold=threshold,
     )
 
 
-def _beats(gate: GateSpec, table, row) -> GateResult:
+def _beats(gate: GateSpec, table) -> GateResult:
     from . import rating
 
-    other = table.row(gate.beats)
+    other = table.rating(gate.beats)
     if other is None:
         return GateResult(False, f"{gate.beats}: no judged battles in this run, so '{gate.model} beats {gate.beats}' cannot pass")
-    point = float(row.Elo_Rating) - float(other.Elo_Rating)
+    if table.primary == "score":
+        return GateResult(False, f"{gate.model}: a beats gate needs a pairwise mode (ratings)")
+    point = table.rating(gate.model)[0] - other[0]
     if table.samples is not None:
-        diff = rating.difference_samples(table.samples, gate.model, gate.beats)
+        diff = rating.difference_samples(table.samples, gate.model, gate.beats).dropna()
         lower, upper = float(diff.quantile(0.025)), float(diff.quantile(0.975))
     else:
         lower = upper = point
@@ -55,6 +82,28 @@ def _beats(gate: GateSpec, table, row) -> GateResult:
     verdict = "not significantly below" if passed else "significantly below"
     return GateResult(
         passed,
-        f"{gate.model} - {gate.beats}: Elo difference {point:+.1f} (95% CI {lower:+.1f} .. {upper:+.1f}); "
+        f"{gate.model} - {gate.beats}: {table.name} difference {point:+.1f} (95% CI {lower:+.1f} .. {upper:+.1f}); "
         f"{verdict} -margin {-gate.margin:+g}",
+        value=point, ci=(lower, upper), threshold=-gate.margin,
+    )
+
+
+def _max_drop(gate: GateSpec, table, previous) -> GateResult:
+    from .report import previous_value
+
+    if previous is None:
+        return GateResult(False, f"{gate.model}: max_drop needs a baseline report (--arena-baseline PATH)")
+    before = previous_value(previous, table, gate.model)
+    if before is None:
+        return GateResult(False, f"{gate.model}: the baseline report has no {table.name} for this model, "
+                                 "so max_drop cannot pass")
+    point, lower, upper = table.rating(gate.model)
+    # A significant drop of more than max_drop: even the CI's upper bound is that far below.
+    passed = upper >= before - gate.max_drop
+    verdict = "not significantly more" if passed else "significantly more"
+    return GateResult(
+        passed,
+        f"{gate.model}: {table.name} {point:.1f} (95% CI {lower:.1f} .. {upper:.1f}) against {before:.1f} in the "
+        f"baseline report: change {point - before:+.1f}, {verdict} than the allowed drop of {gate.max_drop:g}",
+        value=point - before, ci=(lower - before, upper - before), threshold=-gate.max_drop,
     )

@@ -27,18 +27,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the LLM arena described by this cfg_arena.yaml (EvalScope format). "
         "Without it pytest-arena does nothing.",
     )
+    group.addoption(
+        "--arena-baseline",
+        dest="arena_baseline",
+        metavar="PATH",
+        default=None,
+        help="a previous rating CSV: the table shows the change against it and max_drop gates judge by it.",
+    )
+    group.addoption(
+        "--arena-baseline-update",
+        dest="arena_baseline_update",
+        action="store_true",
+        default=False,
+        help="write this run's ratings to the --arena-baseline file (not from a -k/-m subset run).",
+    )
     parser.addini("arena_config", "default for --arena-config (relative to the ini file's folder)", default="")
+    parser.addini("arena_baseline", "default for --arena-baseline (relative to the ini file's folder)", default="")
 
 
-def arena_config_path(config: pytest.Config) -> Path | None:
-    option = config.getoption("arena_config")
+def _path_option(config: pytest.Config, name: str) -> Path | None:
+    """An option's path, else the ini value's (relative to the ini file), else None."""
+    option = config.getoption(name)
     if option:
         return Path(option)
-    ini = config.getini("arena_config")
+    ini = config.getini(name)
     if ini:
         base = config.inipath.parent if config.inipath else config.rootpath
         return base / ini
     return None
+
+
+def arena_config_path(config: pytest.Config) -> Path | None:
+    return _path_option(config, "arena_config")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -51,7 +71,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
     log = _Log(config)
     try:
-        session = ArenaSession.from_file(path, cache_dir=_cache_dir(config), log=log)
+        baseline = _path_option(config, "arena_baseline")
+        update = config.getoption("arena_baseline_update")
+        if update and baseline is None:
+            raise pytest.UsageError("--arena-baseline-update needs --arena-baseline PATH (the file to write)")
+        session = ArenaSession.from_file(path, cache_dir=_cache_dir(config), log=log,
+                                         baseline_report=baseline, update_baseline=update)
         session.preflight()
     except ArenaConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -151,13 +176,17 @@ class ArenaHooks:
     # -- reporting ---------------------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
+        self.written: list[str] = []
         try:
             if exitstatus == pytest.ExitCode.INTERRUPTED:
                 self.log("interrupted: no report written (the answers and reviews done so far are kept)")
                 return
-            path = self._arena.write_report()
-            if path is not None:
-                self.report_path = path
+            if not self._arena.prepared:
+                return
+            self.written = self._arena.write_report()
+            if not self.written and self._arena.config.review.enable and exitstatus == pytest.ExitCode.OK:
+                # Nothing judged is never a pass: a gate-free run must not go green on no evidence.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         finally:
             self._arena.close()
 
@@ -171,7 +200,7 @@ class ArenaHooks:
         terminalreporter.section("arena")
         table = self._arena.ratings()
         if table is not None:
-            for line in format_table(table.frame):
+            for line in format_table(table, self._arena.previous):
                 terminalreporter.write_line(line)
         else:
             terminalreporter.write_line("no judged battles: no ratings and no report")
@@ -181,10 +210,8 @@ class ArenaHooks:
                 terminalreporter.write_line(line)
         loaded = ", ".join(self._arena.models_loaded) or "none (all answers cached)"
         terminalreporter.write_line(f"models loaded: {loaded}")
-        path = getattr(self, "report_path", None)
-        if path is not None:
-            subset = " (a subset run: the full report is left as it was)" if self._arena.is_subset else ""
-            terminalreporter.write_line(f"report: {path}{subset}")
+        for line in getattr(self, "written", []):
+            terminalreporter.write_line(line)
 
 
 def _kind(match) -> str:

@@ -1,7 +1,8 @@
-"""The rating table: built from the session's verdicts, written as CSV, printed for people.
+"""The rating table: built from the session's verdicts, written as CSV, shown to people.
 
 The CSV keeps EvalScope's leading columns (``Model, Elo_Rating``) so existing dashboards read it,
-then adds this project's: the bootstrap confidence interval and the win/tie/loss record.
+then adds this project's: the bootstrap confidence interval, Bradley-Terry ratings when asked for,
+the win/tie/loss record, and the win rate against the baseline in ``pairwise_baseline`` mode.
 """
 
 from __future__ import annotations
@@ -15,22 +16,43 @@ from . import rating
 from .config import RatingSpec
 from .store import write_atomic
 
-COLUMNS = ["Model", "Elo_Rating", "CI_Lower", "CI_Upper", "Battles", "Wins", "Ties", "Losses", "Win_Rate"]
+ELO_COLUMNS = ["Model", "Elo_Rating", "CI_Lower", "CI_Upper"]
+BT_COLUMNS = ["BT_Rating", "BT_CI_Lower", "BT_CI_Upper"]
+RECORD_COLUMNS = ["Battles", "Wins", "Ties", "Losses", "Win_Rate"]
+BASELINE_COLUMNS = ["Baseline_Win_Rate", "Baseline_CI_Lower", "Baseline_CI_Upper", "Baseline_Loss_Rate",
+                    "Baseline_Tie_Rate"]
 SCORE_COLUMNS = ["Model", "Score", "CI_Lower", "CI_Upper", "Questions"]
+# The primary rating's (value, lower, upper) columns and its name in messages.
+PRIMARY = {
+    "elo": (("Elo_Rating", "CI_Lower", "CI_Upper"), "Elo"),
+    "bt": (("BT_Rating", "BT_CI_Lower", "BT_CI_Upper"), "BT rating"),
+    "score": (("Score", "CI_Lower", "CI_Upper"), "mean score"),
+}
 
 
 @dataclass(frozen=True)
 class RatingTable:
-    frame: pd.DataFrame  # one row per model, best first: COLUMNS (pairwise) or SCORE_COLUMNS (single)
-    samples: pd.DataFrame | None  # bootstrap ratings: one row per round, one column per model
+    frame: pd.DataFrame  # one row per model, best first (by the primary rating)
+    samples: pd.DataFrame | None  # bootstrap samples of the primary rating: rounds x models
+    primary: str  # "elo", "bt" or "score"
+    subset: bool = False  # rated on a -k/-m selection, not the whole arena
 
     def row(self, model: str):
         rows = self.frame[self.frame["Model"] == model]
         return None if rows.empty else rows.iloc[0]
 
     @property
-    def scored(self) -> bool:
-        return "Score" in self.frame.columns
+    def columns(self) -> tuple[str, str, str]:
+        return PRIMARY[self.primary][0]
+
+    @property
+    def name(self) -> str:
+        return PRIMARY[self.primary][1]
+
+    def rating(self, model: str) -> tuple[float, float, float] | None:
+        """The model's primary rating and its 95% CI."""
+        row = self.row(model)
+        return None if row is None else tuple(float(row[c]) for c in self.columns)
 
 
 def battles_frame(judgments) -> pd.DataFrame:
@@ -53,36 +75,67 @@ def scores_frame(judgments) -> pd.DataFrame:
 
 def rating_table(judgments, models: list[str], spec: RatingSpec, baseline: str | None = None) -> RatingTable:
     if judgments and judgments[0].score is not None:
-        return _score_table(judgments, models, spec)
-    battles = battles_frame(judgments)
+        return score_table(scores_frame(judgments), models, spec)
+    return battle_table(battles_frame(judgments), models, spec, baseline)
+
+
+def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, baseline: str | None = None) -> RatingTable:
+    """Ratings from a battles table: Elo (always: EvalScope's column), Bradley-Terry when asked for,
+    each with its bootstrap CI, the record, and the win rate against the baseline when there is one."""
+    rounds, seed, by = spec.bootstrap_rounds, spec.seed, spec.bootstrap_by
     elo = rating.online_elo(battles, k=spec.elo_k)
+    rated = [m for m in models if m in elo.index]
+    columns: dict[str, list] = {"Model": rated}
+    samples = {}
+    samples["elo"] = rating.bootstrap_elo(battles, k=spec.elo_k, rounds=rounds, seed=seed, by=by) if rounds else None
+    _add_rating(columns, rated, elo, samples["elo"], ELO_COLUMNS[1:])
+    if spec.primary == "bt":
+        anchor = baseline if baseline in rated else None
+        bt = rating.bradley_terry(battles, anchor=anchor)
+        samples["bt"] = (rating.bootstrap_bradley_terry(battles, rounds=rounds, seed=seed, by=by, anchor=anchor)
+                         if rounds else None)
+        _add_rating(columns, rated, bt, samples["bt"], BT_COLUMNS)
     counts = rating.record_counts(battles)
-    samples = None
-    lower = upper = elo
-    if spec.bootstrap_rounds > 0:
-        samples = rating.bootstrap_elo(battles, k=spec.elo_k, rounds=spec.bootstrap_rounds, seed=spec.seed)
+    for column in RECORD_COLUMNS:
+        values = counts.loc[rated, column.lower()]
+        columns[column] = [round(float(v), 4) for v in values] if column == "Win_Rate" else [_count(v) for v in values]
+    if baseline is not None and baseline in rated:
+        _add_baseline_rates(columns, rated, battles, baseline, spec)
+    frame = pd.DataFrame(columns)
+    key = PRIMARY[spec.primary][0][0]
+    return RatingTable(_best_first(frame, key), samples[spec.primary], spec.primary)
+
+
+def _add_rating(columns: dict, rated: list[str], point: pd.Series, samples, names) -> None:
+    if samples is not None:
         intervals = rating.confidence_intervals(samples)
         lower, upper = intervals["ci_lower"], intervals["ci_upper"]
-    rated = [m for m in models if m in elo.index]
-    frame = pd.DataFrame(
-        {
-            "Model": rated,
-            "Elo_Rating": [round(float(elo[m]), 2) for m in rated],
-            "CI_Lower": [round(float(lower[m]), 2) for m in rated],
-            "CI_Upper": [round(float(upper[m]), 2) for m in rated],
-            "Battles": [_count(counts.loc[m, "battles"]) for m in rated],
-            "Wins": [_count(counts.loc[m, "wins"]) for m in rated],
-            "Ties": [_count(counts.loc[m, "ties"]) for m in rated],
-            "Losses": [_count(counts.loc[m, "losses"]) for m in rated],
-            "Win_Rate": [round(float(counts.loc[m, "win_rate"]), 4) for m in rated],
-        },
-        columns=COLUMNS,
+    else:
+        lower = upper = point
+    columns[names[0]] = [round(float(point[m]), 2) for m in rated]
+    columns[names[1]] = [round(float(lower.get(m, point[m])), 2) for m in rated]
+    columns[names[2]] = [round(float(upper.get(m, point[m])), 2) for m in rated]
+
+
+def _add_baseline_rates(columns: dict, rated: list[str], battles: pd.DataFrame, baseline: str, spec: RatingSpec):
+    """EvalScope's ``pairwise`` metric, without counting anything but real verdicts, plus a CI on the
+    win rate (questions resampled) for min_win_rate gates."""
+    rates = rating.pairwise_rates(battles, baseline)
+    outcome = battles.assign(
+        model=battles["model_a"].where(battles["model_b"] == baseline, battles["model_b"]),
+        score=battles["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5}),
     )
-    return RatingTable(_best_first(frame, "Elo_Rating"), samples)
+    outcome = outcome[(outcome["model_a"] == baseline) | (outcome["model_b"] == baseline)]
+    # From the candidate's side: it won when the baseline did not.
+    outcome.loc[outcome["model_a"] == baseline, "score"] = 1.0 - outcome["score"]
+    intervals = rating.mean_scores(outcome[["model", "question_id", "score"]], rounds=max(spec.bootstrap_rounds, 1),
+                                   seed=spec.seed)
+    for column, source in zip(BASELINE_COLUMNS, ("win_rate", "ci_lower", "ci_upper", "loss_rate", "tie_rate")):
+        table = intervals if source.startswith("ci_") else rates
+        columns[column] = [round(float(table.loc[m, source]), 4) if m in table.index else None for m in rated]
 
 
-def _score_table(judgments, models: list[str], spec: RatingSpec) -> RatingTable:
-    scores = scores_frame(judgments)
+def score_table(scores: pd.DataFrame, models: list[str], spec: RatingSpec) -> RatingTable:
     summary = rating.mean_scores(scores, rounds=max(spec.bootstrap_rounds, 1), seed=spec.seed)
     rated = [m for m in models if m in summary.index]
     frame = pd.DataFrame(
@@ -95,7 +148,7 @@ def _score_table(judgments, models: list[str], spec: RatingSpec) -> RatingTable:
         },
         columns=SCORE_COLUMNS,
     )
-    return RatingTable(_best_first(frame, "Score"), None)
+    return RatingTable(_best_first(frame, "Score"), None, "score")
 
 
 def _best_first(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -110,31 +163,106 @@ def _count(value) -> int | float:
     return int(value) if value.is_integer() else round(value, 2)
 
 
+# ------------------------------------------------------------------------------------------------
+# Files
+
+
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     write_atomic(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
-def format_table(frame: pd.DataFrame) -> list[str]:
-    """The terminal table: rank, model, rating (or mean score) with its 95% CI, and the record."""
-    if "Score" in frame.columns:
-        header = ("rank", "model", "score", "95% CI", "questions")
-        rows = [
-            (str(rank), row.Model, f"{row.Score:.2f}", f"{row.CI_Lower:.2f} .. {row.CI_Upper:.2f}", str(row.Questions))
-            for rank, row in enumerate(frame.itertuples(index=False), start=1)
-        ]
+def read_previous(path: Path) -> pd.DataFrame:
+    """A previous report (for max_drop gates and the delta column); ValueError when unreadable."""
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the baseline report {path}: {exc}") from None
+    if "Model" not in frame.columns:
+        raise ValueError(f"the baseline report {path} has no Model column (expected a pytest-arena rating CSV)")
+    return frame
+
+
+def previous_value(previous: pd.DataFrame | None, table: RatingTable, model: str) -> float | None:
+    """The model's primary rating in the previous report, if that report has it."""
+    column = table.columns[0]
+    if previous is None or column not in previous.columns:
+        return None
+    rows = previous[previous["Model"] == model]
+    return None if rows.empty else float(rows.iloc[0][column])
+
+
+def write_plot(table: RatingTable, path: Path) -> bool:
+    """A PNG of the ratings with their CIs; False when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on CI machines
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    value, lower, upper = table.columns
+    frame = table.frame.iloc[::-1]  # best at the top
+    figure, axes = plt.subplots(figsize=(7, 0.5 * len(frame) + 1.2))
+    axes.errorbar(frame[value], frame["Model"],
+                  xerr=[frame[value] - frame[lower], frame[upper] - frame[value]], fmt="o", capsize=4)
+    axes.set_xlabel(f"{table.name} (95% CI)")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------
+# For people
+
+
+def table_rows(table: RatingTable, previous: pd.DataFrame | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the human table: rank, model, rating with its 95% CI, the record, and the
+    change against the previous report when one is given."""
+    value, lower, upper = table.columns
+    precision = 2 if table.primary == "score" else 1
+    header = ["rank", "model", table.name, "95% CI"]
+    if table.primary == "score":
+        header.append("questions")
     else:
-        header = ("rank", "model", "elo", "95% CI", "battles", "W/T/L", "win rate")
-        rows = [
-            (
-                str(rank),
-                row.Model,
-                f"{row.Elo_Rating:.1f}",
-                f"{row.CI_Lower:.1f} .. {row.CI_Upper:.1f}",
-                str(row.Battles),
-                f"{row.Wins}/{row.Ties}/{row.Losses}",
-                f"{row.Win_Rate:.1%}",
-            )
-            for rank, row in enumerate(frame.itertuples(index=False), start=1)
-        ]
+        header += ["battles", "W/T/L", "win rate"]
+        if "Baseline_Win_Rate" in table.frame.columns:
+            header.append("vs baseline")
+    if previous is not None:
+        header.append("change")
+    rows = []
+    for rank, row in enumerate(table.frame.to_dict("records"), start=1):
+        cells = [str(rank), row["Model"], f"{row[value]:.{precision}f}",
+                 f"{row[lower]:.{precision}f} .. {row[upper]:.{precision}f}"]
+        if table.primary == "score":
+            cells.append(str(row["Questions"]))
+        else:
+            cells += [str(row["Battles"]), f"{row['Wins']}/{row['Ties']}/{row['Losses']}", f"{row['Win_Rate']:.1%}"]
+            if "Baseline_Win_Rate" in table.frame.columns:
+                rate = row["Baseline_Win_Rate"]
+                cells.append("baseline" if pd.isna(rate) else f"{rate:.1%}")
+        if previous is not None:
+            before = previous_value(previous, table, row["Model"])
+            cells.append("new" if before is None else f"{row[value] - before:+.{precision}f}")
+        rows.append(cells)
+    return header, rows
+
+
+def format_table(table: RatingTable, previous: pd.DataFrame | None = None) -> list[str]:
+    header, rows = table_rows(table, previous)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *rows]]
+
+
+def markdown_summary(table: RatingTable, gates: list[tuple[str, bool, str]], previous=None) -> str:
+    """The ratings and gate outcomes as Markdown, for a CI job's step summary."""
+    header, rows = table_rows(table, previous)
+    lines = ["## pytest-arena" + (" (subset run)" if table.subset else ""), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    if gates:
+        lines += ["", "| gate | result | detail |", "|---|---|---|"]
+        lines += [f"| {gate_id} | {'passed' if passed else '**failed**'} | {message} |" for gate_id, passed, message in gates]
+    return "\n".join(lines) + "\n"

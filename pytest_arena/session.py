@@ -9,6 +9,7 @@ released before the next loads (a local judge loads after the last candidate is 
 from __future__ import annotations
 
 import dataclasses
+import os
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
@@ -29,9 +30,14 @@ Match = Battle | Scoring
 
 
 class ArenaSession:
-    def __init__(self, config: ArenaConfig, *, cache_dir: Path | None = None, log: Callable[[str], None] = print):
+    def __init__(self, config: ArenaConfig, *, cache_dir: Path | None = None, log: Callable[[str], None] = print,
+                 baseline_report: Path | None = None, update_baseline: bool = False):
         self.config = config
         self.log = log
+        self.baseline_report = Path(baseline_report) if baseline_report else None
+        self.update_baseline = update_baseline
+        self.previous = None  # the baseline report's table, read in preflight
+        self.gate_results: dict[str, object] = {}
         self.mode = config.review.judge.mode
         self.questions = _with_references(load_questions(config.question_file), config)
         self.templates = load_templates(config.review.prompt_file)
@@ -138,8 +144,7 @@ class ArenaSession:
                     choose_template(self.templates, kind, question)
                 except LookupError as exc:
                     raise ArenaConfigError(review.prompt_file, "", f"{exc} (question {question.question_id!r})") from None
-        if self.gates and self.mode == "single":
-            raise ArenaConfigError(path, "gates", "min_elo and beats gates need a pairwise mode; single mode has no Elo")
+        self._check_gates()
         from .generation.transformers_backend import generation_config_for
 
         for answers in self.participants.values():
@@ -148,6 +153,38 @@ class ArenaSession:
                     generation_config_for(answers.spec)
                 except ValueError as exc:
                     raise ArenaConfigError(path, f"answers_gen.{answers.name}", str(exc)) from None
+
+    def _check_gates(self) -> None:
+        """Gates that could never be judged are config errors, not failures found an hour later."""
+        path = self.config.path
+        for i, gate in enumerate(self.gates):
+            where = f"gates[{i}]"
+            if self.mode == "single" and gate.kind != "score":
+                raise ArenaConfigError(path, where, f"a {gate.kind} gate needs a pairwise mode; single mode only has min_score")
+            if self.mode != "single" and gate.kind == "score":
+                raise ArenaConfigError(path, where, "min_score needs single mode (reviews_gen.reviewer.args.mode: single)")
+            if gate.kind == "winrate" and self.mode != "pairwise_baseline":
+                raise ArenaConfigError(path, where, "min_win_rate needs pairwise_baseline mode")
+        if any(g.kind == "drop" for g in self.gates) or self.baseline_report is not None:
+            self._read_previous()
+
+    def _read_previous(self) -> None:
+        from .report import read_previous
+
+        if self.baseline_report is None:
+            raise ArenaConfigError(self.config.path, "gates",
+                                   "a max_drop gate needs the previous report: pass --arena-baseline PATH")
+        if not self.baseline_report.is_file():
+            if self.update_baseline:
+                self.log(f"baseline report {self.baseline_report} does not exist yet: this run writes it; "
+                         "max_drop gates fail until then")
+                return
+            raise ArenaConfigError(self.baseline_report, "", "baseline report not found (run once with "
+                                   "--arena-baseline-update to write it)")
+        try:
+            self.previous = read_previous(self.baseline_report)
+        except ValueError as exc:
+            raise ArenaConfigError(self.baseline_report, "", str(exc)) from None
 
     def select(self, matches: list[Match], gates: list[GateSpec]) -> None:
         """What this run does (pytest's selection after -k/-m): only these are generated for and judged."""
@@ -325,8 +362,8 @@ class ArenaSession:
             verdicts = [j for j in self.judgments() if j.ok]
             if not verdicts:
                 return None
-            self._ratings = rating_table(verdicts, list(self.participants), self.config.rating,
-                                         baseline=self.baseline)
+            table = rating_table(verdicts, list(self.participants), self.config.rating, baseline=self.baseline)
+            self._ratings = dataclasses.replace(table, subset=self.is_subset)
         return self._ratings
 
     def gate_result(self, gate: GateSpec):
@@ -335,22 +372,43 @@ class ArenaSession:
         self.prepare()
         for match in self._selected:  # every verdict of the run is in before any gate is judged
             self._futures[match.id].exception()
-        return evaluate_gate(gate, self.ratings())
+        result = evaluate_gate(gate, self.ratings(), self.previous)
+        self.gate_results[self.gate_id(gate)] = result
+        return result
 
     def report_path(self) -> Path:
         path = self.config.rating.report_file
         # A -k run rates only part of the arena; it must not pass for the full report.
         return path.with_name(f"{path.stem}.subset{path.suffix}") if self.is_subset else path
 
-    def write_report(self) -> Path | None:
+    def write_report(self) -> list[str]:
+        """Write the report (and the plot, the step summary, the updated baseline); say what was written."""
         table = self.ratings()
         if table is None or not self.config.rating.enable:
-            return None
-        from .report import write_csv
+            return []
+        from .report import markdown_summary, write_csv, write_plot
 
         path = self.report_path()
         write_csv(table.frame, path)
-        return path
+        written = [f"report: {path}" + (" (a subset run: the full report is left as it was)" if self.is_subset else "")]
+        plot = path.with_suffix(".png")
+        if write_plot(table, plot):
+            written.append(f"plot: {plot}")
+        else:
+            written.append("plot: pip install 'pytest-arena[plot]' (matplotlib) for a PNG of the ratings")
+        if self.update_baseline and self.baseline_report is not None:
+            if self.is_subset:
+                written.append(f"baseline: not updated from a subset run ({self.baseline_report})")
+            else:
+                write_csv(table.frame, self.baseline_report)
+                written.append(f"baseline: updated {self.baseline_report}")
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if step_summary:
+            gates = [(gate_id, r.passed, r.message) for gate_id, r in self.gate_results.items()]
+            with open(step_summary, "a", encoding="utf-8") as handle:
+                handle.write(markdown_summary(table, gates, self.previous))
+            written.append("step summary: appended to $GITHUB_STEP_SUMMARY")
+        return written
 
     def close(self) -> None:
         if self._judge is not None:

@@ -281,12 +281,12 @@ def test_a_failing_prompt_fails_only_its_own_call(checkpoints):
     forward = judge._forward
 
     def fail_on_long_rows(queries):
-        if any(len(row) > 150 for query in queries for row in query.rows):
+        if any(len(row) > 600 for query in queries for row in query.rows):
             raise RuntimeError("prompt too long for this test")
         return forward(queries)
 
     judge._forward = fail_on_long_rows
-    long_prompt = "word " * 200 + PAIR_PROMPT
+    long_prompt = "word " * 300 + PAIR_PROMPT
 
     def call(prompt):
         try:
@@ -386,3 +386,32 @@ reviews_gen:
         judge.close()
     assert lmsys_parser(reply.text, "[[A]]").winner in ("A", "B", "tie")
     assert sum(distribution(reply.text).values()) == pytest.approx(1.0, abs=0.005)
+
+
+def test_batcher_under_load_hands_every_caller_its_own_result():
+    from pytest_arena.judging.local_judge import _Batcher
+
+    sizes = []
+
+    def run(kind, payloads):
+        sizes.append(len(payloads))
+        if any(p == 13 for p in payloads):
+            raise RuntimeError("thirteen")
+        time.sleep(0.001)
+        return [(kind, p * 2) for p in payloads]
+
+    batcher = _Batcher(run, max_batch=4, max_wait=0.005)
+
+    def call(i):
+        kind = "even" if i % 2 == 0 else "odd"
+        try:
+            return batcher.submit(kind, i)
+        except JudgeCallError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(200)))
+    for i, result in enumerate(results):
+        expected = "RuntimeError: thirteen" if i == 13 else ("even" if i % 2 == 0 else "odd", i * 2)
+        assert result == expected
+    assert max(sizes) <= 4 and len(sizes) < 200

@@ -323,9 +323,8 @@ def _as_call_error(exc: BaseException) -> JudgeCallError:
         return exc
     text = " ".join(str(exc).split())
     text = text if len(text) <= 300 else text[:300] + "..."
-    error = JudgeCallError(f"{type(exc).__name__}: {text}")
-    error.__cause__ = exc
-    return error
+    # Not chained: the original's traceback would keep the batch's tensors (and the model) alive.
+    return JudgeCallError(f"{type(exc).__name__}: {text}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -365,6 +364,12 @@ class LocalJudge:
     # -- the interface shared with OpenAIJudge
 
     def complete(self, system_prompt: str, prompt: str, output_format: str | None = None) -> JudgeReply:
+        """The judge's reply to one prompt; ``output_format`` is the template's (``[[A]]``, ...).
+
+        Probability verdicts need it; a text verdict without it is returned without a fallback.
+        Errors of the model are JudgeCallErrors; a format that cannot have a probability verdict is
+        a ValueError (a configuration error), except ``[[rating_a,rating_b]]`` (module docstring).
+        """
         if self._closed:
             raise JudgeCallError("the local judge is closed")
         rendered = self.render(system_prompt, prompt)
@@ -383,7 +388,10 @@ class LocalJudge:
         except (ValueError, JudgeCallError):
             return reply  # no probability verdict in this format: the parser reports the text as it is
         # The verdict follows the judge's own review, as if it had gone on to write it.
-        line = self._probability_verdict(rendered + generated.text + "\n\n", labels)
+        try:
+            line = self._probability_verdict(rendered + generated.text + "\n\n", labels)
+        except ValueError:
+            return reply  # this tokenizer cannot tell the labels apart: the text is all there is
         text = line
         if generated.text:
             for separator in ("\n", "\n\n"):  # a blank line keeps the verdict out of a quoted menu
@@ -492,8 +500,11 @@ class LocalJudge:
             input_ids[i, :len(row)] = torch.tensor(row, dtype=torch.long)
             attention_mask[i, :len(row)] = 1
         positions = sorted({pos for query in queries for _, pos in query.reads})
-        column = {pos: i for i, pos in enumerate(positions)} if self._keeps_logits else {p: p for p in positions}
-        extra = {"logits_to_keep": torch.tensor(positions, dtype=torch.long)} if self._keeps_logits else {}
+        # Only the logits of the positions read are computed: a full [rows, width, vocab] tensor can
+        # take gigabytes for long prompts and large vocabularies.
+        extra = {}
+        if self._keeps_logits:
+            extra["logits_to_keep"] = torch.tensor(positions, dtype=torch.long, device=model.device)
         with torch.inference_mode():
             logits = model(
                 input_ids=input_ids.to(model.device),
@@ -501,6 +512,8 @@ class LocalJudge:
                 use_cache=False,
                 **extra,
             ).logits
+            kept = logits.shape[1] == len(positions) and self._keeps_logits
+            column = {pos: i for i, pos in enumerate(positions)} if kept else {pos: pos for pos in positions}
             results = []
             first_row = 0
             for query in queries:
