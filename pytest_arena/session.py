@@ -14,7 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
-from .config import ArenaConfig, GateSpec, load_config
+from .config import GATE_KINDS, ArenaConfig, GateSpec, load_config
 from .errors import ArenaConfigError
 from .generation.answers import ModelAnswers
 from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
@@ -160,7 +160,7 @@ class ArenaSession:
         for i, gate in enumerate(self.gates):
             where = f"gates[{i}]"
             if self.mode == "single" and gate.kind != "score":
-                raise ArenaConfigError(path, where, f"a {gate.kind} gate needs a pairwise mode; single mode only has min_score")
+                raise ArenaConfigError(path, where, f"{GATE_KINDS[gate.kind]} needs a pairwise mode; single mode only has min_score")
             if self.mode != "single" and gate.kind == "score":
                 raise ArenaConfigError(path, where, "min_score needs single mode (reviews_gen.reviewer.args.mode: single)")
             if gate.kind == "winrate" and self.mode != "pairwise_baseline":
