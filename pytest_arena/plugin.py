@@ -41,7 +41,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="write this run's ratings to the --arena-baseline file (not from a -k/-m subset run).",
     )
+    group.addoption(
+        "--arena-limit",
+        dest="arena_limit",
+        metavar="N",
+        default=None,
+        help="only the first N questions of each question set take part (a limited run; its report is "
+        "written beside the full one, not over it).",
+    )
+    group.addoption(
+        "--arena-model",
+        dest="arena_model",
+        metavar="NAME=PATH",
+        action="append",
+        default=[],
+        help="add a candidate, or replace a configured one's checkpoint (repeatable); the other settings "
+        "are the config's (a new name takes the first model's). E.g. --arena-model sft=/ckpt/step-4000",
+    )
+    group.addoption(
+        "--arena-questions",
+        dest="arena_questions",
+        metavar="FILE",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="question sets to use instead of question_file; each set's file stem prefixes its item IDs "
+        "and the report adds a per-set breakdown. Put it after the test paths, or repeat it.",
+    )
+    group.addoption(
+        "--arena-results",
+        dest="arena_results",
+        metavar="DIR",
+        default=None,
+        help="where outputs the config does not name go (answers, reviews, report); default ./results",
+    )
     parser.addini("arena_config", "default for --arena-config (relative to the ini file's folder)", default="")
+    parser.addini("arena_limit", "default for --arena-limit", default="")
+    parser.addini("arena_model", "default for --arena-model: NAME=PATH lines", type="linelist", default=[])
+    parser.addini("arena_questions", "default for --arena-questions: one file a line (relative to the ini file)",
+                  type="linelist", default=[])
+    parser.addini("arena_results", "default for --arena-results (relative to the ini file's folder)", default="")
     parser.addini("arena_baseline", "default for --arena-baseline (relative to the ini file's folder)", default="")
 
 
@@ -51,10 +90,7 @@ def _path_option(config: pytest.Config, name: str) -> Path | None:
     if option:
         return Path(option)
     ini = config.getini(name)
-    if ini:
-        base = config.inipath.parent if config.inipath else config.rootpath
-        return base / ini
-    return None
+    return _ini_base(config) / ini if ini else None
 
 
 def arena_config_path(config: pytest.Config) -> Path | None:
@@ -75,8 +111,11 @@ def pytest_configure(config: pytest.Config) -> None:
         update = config.getoption("arena_baseline_update")
         if update and baseline is None:
             raise pytest.UsageError("--arena-baseline-update needs --arena-baseline PATH (the file to write)")
-        session = ArenaSession.from_file(path, cache_dir=_cache_dir(config), log=log,
-                                         baseline_report=baseline, update_baseline=update)
+        session = ArenaSession.from_file(
+            path, cache_dir=_cache_dir(config), log=log, baseline_report=baseline, update_baseline=update,
+            results_dir=_path_option(config, "arena_results"), model_paths=_model_paths(config),
+            question_files=_question_files(config), limit=_limit(config),
+        )
         session.preflight()
     except ArenaConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -85,6 +124,44 @@ def pytest_configure(config: pytest.Config) -> None:
 
     config.pluginmanager.register(ArenaHooks(session, log), "arena-session")
     config.pluginmanager.register(fixtures, "arena-fixtures")
+
+
+def _ini_base(config: pytest.Config) -> Path:
+    return config.inipath.parent if config.inipath else config.rootpath
+
+
+def _limit(config: pytest.Config) -> int | None:
+    raw = config.getoption("arena_limit") or config.getini("arena_limit")
+    if not raw:
+        return None
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise pytest.UsageError(f"--arena-limit: expected a positive whole number of questions, got {raw!r}")
+    return limit
+
+
+def _model_paths(config: pytest.Config) -> dict[str, str]:
+    given = config.getoption("arena_model") or config.getini("arena_model")
+    paths: dict[str, str] = {}
+    for entry in given:
+        name, sep, model_path = entry.partition("=")
+        if not sep or not name.strip() or not model_path.strip():
+            raise pytest.UsageError(f"--arena-model: expected NAME=PATH (e.g. sft=/ckpt/step-4000), got {entry!r}")
+        paths[name.strip()] = model_path.strip()
+    return paths
+
+
+def _question_files(config: pytest.Config) -> list[Path]:
+    files = [Path(f) for f in config.getoption("arena_questions")]
+    if not files:
+        files = [_ini_base(config) / f for f in config.getini("arena_questions")]
+    for file in files:
+        if not file.is_file():
+            raise pytest.UsageError(f"--arena-questions: question file not found: {file}")
+    return files
 
 
 def _cache_dir(config: pytest.Config) -> Path | None:
@@ -202,6 +279,12 @@ class ArenaHooks:
         if table is not None:
             for line in format_table(table, self._arena.previous):
                 terminalreporter.write_line(line)
+            for name, set_table in self._arena.set_tables().items():
+                terminalreporter.write_line(f"question set {name}:")
+                for line in format_table(set_table):
+                    terminalreporter.write_line(f"  {line}")
+        if self._arena.is_limited:
+            terminalreporter.write_line(f"limited run: the first {self._arena.limit} questions of each question set")
         else:
             terminalreporter.write_line("no judged battles: no ratings and no report")
         counters = self._arena.counters

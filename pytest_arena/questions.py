@@ -20,6 +20,12 @@ class Question:
     turns: tuple[str, ...]
     category: str = "generic"
     reference: tuple[str, ...] | None = None
+    question_set: str | None = None  # the set's name when several question files take part
+
+    @property
+    def key(self) -> tuple[str | None, int | str]:
+        """Identifies the question among all sets of the run (ids repeat across sets)."""
+        return (self.question_set, self.question_id)
 
     @property
     def text(self) -> str:
@@ -29,12 +35,14 @@ class Question:
     def to_record(self) -> dict:
         """The question's fields as EvalScope writes them into answer records."""
         record = {"question_id": self.question_id, "text": self.text, "category": self.category}
+        if self.question_set is not None:
+            record["question_set"] = self.question_set
         if len(self.turns) > 1:
             record["turns"] = list(self.turns)
         return record
 
 
-def load_questions(path: str | Path) -> list[Question]:
+def load_questions(path: str | Path, question_set: str | None = None) -> list[Question]:
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -50,7 +58,7 @@ def load_questions(path: str | Path) -> list[Question]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ArenaConfigError(path, where, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        question = _question(path, where, data)
+        question = _question(path, where, data, question_set)
         if question.question_id in first_line:
             raise ArenaConfigError(
                 path, where,
@@ -63,7 +71,7 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
-def _question(path: Path, where: str, data) -> Question:
+def _question(path: Path, where: str, data, question_set: str | None) -> Question:
     if not isinstance(data, dict):
         raise ArenaConfigError(path, where, "expected a JSON object with question_id and text")
     qid = data.get("question_id")
@@ -86,4 +94,4 @@ def _question(path: Path, where: str, data) -> Question:
         reference = [reference] if isinstance(reference, str) else reference
         if not isinstance(reference, list) or not all(isinstance(r, str) for r in reference):
             raise ArenaConfigError(path, where, "reference: expected a string or a list of strings")
-    return Question(qid, tuple(turns), category, tuple(reference) if reference else None)
+    return Question(qid, tuple(turns), category, tuple(reference) if reference else None, question_set)

@@ -62,14 +62,19 @@ def battles_frame(judgments) -> pd.DataFrame:
     may weigh more than one game.
     """
     rows = [
-        (j.match.model_a, j.match.model_b, winner, weight, j.match.question.question_id)
+        (j.match.model_a, j.match.model_b, winner, weight, question_key(j.match.question))
         for j in judgments for winner, weight in j.games
     ]
     return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "weight", "question_id"])
 
 
+def question_key(question) -> str:
+    """One hashable name per question of the run, for resampling by question."""
+    return f"{question.question_set}/{question.question_id}" if question.question_set else str(question.question_id)
+
+
 def scores_frame(judgments) -> pd.DataFrame:
-    rows = [(j.match.model, j.match.question.question_id, j.score) for j in judgments]
+    rows = [(j.match.model, question_key(j.match.question), j.score) for j in judgments]
     return pd.DataFrame(rows, columns=["model", "question_id", "score"])
 
 

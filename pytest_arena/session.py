@@ -31,17 +31,21 @@ Match = Battle | Scoring
 
 class ArenaSession:
     def __init__(self, config: ArenaConfig, *, cache_dir: Path | None = None, log: Callable[[str], None] = print,
-                 baseline_report: Path | None = None, update_baseline: bool = False):
+                 baseline_report: Path | None = None, update_baseline: bool = False,
+                 question_files: list[Path] | None = None, limit: int | None = None):
         self.config = config
         self.log = log
+        self.limit = limit
+        self.question_sets = bool(question_files)  # named sets: their names prefix item IDs
         self.baseline_report = Path(baseline_report) if baseline_report else None
         self.update_baseline = update_baseline
         self.previous = None  # the baseline report's table, read in preflight
         self.gate_results: dict[str, object] = {}
         self.mode = config.review.judge.mode
-        self.questions = _with_references(load_questions(config.question_file), config)
+        self.questions, self.is_limited = _load_question_sets(config, question_files, limit)
         self.templates = load_templates(config.review.prompt_file)
-        self._memo = DigestMemo(Path(cache_dir) / "fingerprints.json" if cache_dir else None)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._memo = DigestMemo(self.cache_dir / "fingerprints.json" if self.cache_dir else None)
         self.baseline = self._baseline_name()
         self.participants = self._participants()
         self._check_names()
@@ -55,8 +59,10 @@ class ArenaSession:
         self._ratings = None
 
     @classmethod
-    def from_file(cls, path, **kwargs) -> "ArenaSession":
-        return cls(load_config(path), **kwargs)
+    def from_file(cls, path, *, results_dir=None, model_paths=None, **kwargs) -> "ArenaSession":
+        config = load_config(path, results_dir=results_dir, model_paths=model_paths,
+                             questions_given=bool(kwargs.get("question_files")))
+        return cls(config, **kwargs)
 
     # ---------------------------------------------------------------------------------------------
     # Before anything runs
@@ -119,7 +125,7 @@ class ArenaSession:
                                    f"models {clash[0]!r} and {clash[1]!r} would share item IDs; rename one")
         same_label = ambiguous_questions(self.questions)
         if same_label:
-            raise ArenaConfigError(self.config.question_file, "question_id",
+            raise ArenaConfigError(self.config.question_file or "--arena-questions", "question_id",
                                    f"ids {same_label[0]!r} and {same_label[1]!r} would share item IDs; make them distinct")
 
     def _plan(self) -> list[Match]:
@@ -193,7 +199,8 @@ class ArenaSession:
 
     @property
     def is_subset(self) -> bool:
-        return len(self._selected) < len(self.matches)
+        """A -k/-m selection or a --arena-limit run: it rates part of the arena only."""
+        return len(self._selected) < len(self.matches) or self.is_limited
 
     def needed_models(self) -> list[str]:
         needed = {m for match in self._selected for m in match.models}
@@ -243,10 +250,11 @@ class ArenaSession:
         missing = answers.load_cached(self.questions)
         if not missing:
             return
+        from .generation.gguf import loadable
         from .generation.transformers_backend import TransformersGenerator
 
         self.log(f"{name}: loading model {answers.spec.path}")
-        generator = TransformersGenerator(answers.spec)
+        generator = TransformersGenerator(loadable(answers.spec, self.cache_dir, self._memo, self.log))
         self.models_loaded.append(name)
         try:
             if generator.chat_template_missing:
@@ -263,8 +271,11 @@ class ArenaSession:
         if spec.is_local:
             from .judging.local_judge import LocalJudge
 
+            from .generation.gguf import loadable
+
             self.log(f"judge: loading local model {spec.checkpoint.path}")
-            judge = LocalJudge(spec)
+            judge = LocalJudge(dataclasses.replace(spec, checkpoint=loadable(spec.checkpoint, self.cache_dir,
+                                                                               self._memo, self.log)))
             checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
                                                 spec.checkpoint.gguf_file, self._memo)
             identity = f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
@@ -280,7 +291,7 @@ class ArenaSession:
         """Say once per category when questions without reference answers get the general template."""
         kind = "single" if self.mode == "single" else "pairwise"
         reported = set()
-        for question in {m.question.question_id: m.question for m in self._selected}.values():
+        for question in {m.question.key: m.question for m in self._selected}.values():
             skipped = skipped_reference_template(self.templates, kind, question)
             if skipped is not None and question.category not in reported:
                 reported.add(question.category)
@@ -289,7 +300,7 @@ class ArenaSession:
                          f"{used.name!r} instead of {skipped.name!r}")
 
     def _answers(self, match: Match) -> dict | None:
-        found = {m: self.participants[m].get(match.question.question_id) for m in match.models}
+        found = {m: self.participants[m].get(match.question) for m in match.models}
         return None if None in found.values() else found
 
     def _submit_ready(self, ready: set[str]) -> None:
@@ -302,7 +313,7 @@ class ArenaSession:
 
     def _unjudged(self, match: Match) -> Judgment | None:
         """A match with no judge call: a missing answer is an error; with reviews off, answers suffice."""
-        missing = [m for m in match.models if self.participants[m].get(match.question.question_id) is None]
+        missing = [m for m in match.models if self.participants[m].get(match.question) is None]
         if missing:
             return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}")
         return None
@@ -366,6 +377,20 @@ class ArenaSession:
             self._ratings = dataclasses.replace(table, subset=self.is_subset)
         return self._ratings
 
+    def set_tables(self) -> dict:
+        """Ratings per question set, when named sets take part (--arena-questions)."""
+        if not self.question_sets:
+            return {}
+        from .report import rating_table
+
+        verdicts = [j for j in self.judgments() if j.ok]
+        tables = {}
+        for name in dict.fromkeys(q.question_set for q in self.questions):
+            in_set = [j for j in verdicts if j.match.question.question_set == name]
+            if in_set:
+                tables[name] = rating_table(in_set, list(self.participants), self.config.rating, baseline=self.baseline)
+        return tables
+
     def gate_result(self, gate: GateSpec):
         from .gates import evaluate_gate
 
@@ -390,7 +415,17 @@ class ArenaSession:
 
         path = self.report_path()
         write_csv(table.frame, path)
-        written = [f"report: {path}" + (" (a subset run: the full report is left as it was)" if self.is_subset else "")]
+        what = "a limited run (--arena-limit)" if self.is_limited else "a subset run"
+        written = [f"report: {path}" + (f" ({what}: the full report is left as it was)" if self.is_subset else "")]
+        sets = self.set_tables()
+        if sets:
+            import pandas as pd
+
+            by_set = pd.concat([t.frame.assign(Question_Set=name) for name, t in sets.items()], ignore_index=True)
+            by_set = by_set[["Question_Set", *[c for c in by_set.columns if c != "Question_Set"]]]
+            sets_path = path.with_name(f"{path.stem}.sets{path.suffix}")
+            write_csv(by_set, sets_path)
+            written.append(f"per-set report: {sets_path}")
         plot = path.with_suffix(".png")
         if write_plot(table, plot):
             written.append(f"plot: {plot}")
@@ -420,6 +455,22 @@ def _done(value) -> Future:
     future: Future = Future()
     future.set_result(value)
     return future
+
+
+def _load_question_sets(config: ArenaConfig, files: list[Path] | None, limit: int | None):
+    """The run's questions: ``question_file``, or named sets from ``--arena-questions``; with a limit,
+    the first ``limit`` of each set. Also says whether the limit left any question out."""
+    if files:
+        names = [Path(f).stem for f in files]
+        twice = next((n for n in names if names.count(n) > 1), None)
+        if twice:
+            raise ArenaConfigError("--arena-questions", "", f"two question sets are named {twice!r} (file stems must differ)")
+        sets = [load_questions(f, question_set=name) for f, name in zip(files, names)]
+    else:
+        sets = [load_questions(config.question_file)]
+    limited = limit is not None and any(len(questions) > limit for questions in sets)
+    questions = [q for questions in sets for q in (questions[:limit] if limit else questions)]
+    return _with_references(questions, config), limited
 
 
 def _with_references(questions: list[Question], config: ArenaConfig) -> list[Question]:

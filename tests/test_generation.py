@@ -242,7 +242,7 @@ def test_generated_records_follow_the_evalscope_answer_record(checkpoints, tmp_p
         assert metadata["cache_key"] == answers.key(q)
         assert metadata["generation_config"] == GREEDY
         assert metadata["prompt_tokens"] > 0 and 0 < metadata["completion_tokens"] <= 8 * len(q.turns)
-        assert answers.get(q.question_id).text == record["answer"]
+        assert answers.get(q).text == record["answer"]
     multi = records[1]
     assert multi["turns"] == ["Write a poem.", "Now make it shorter."]
     assert len(multi["answer_turns"]) == 2 and multi["answer"] == multi["answer_turns"][-1]
@@ -253,7 +253,7 @@ def test_generated_records_follow_the_evalscope_answer_record(checkpoints, tmp_p
     # The file is the cache: a new run with the same inputs finds everything.
     again = answers_for(spec, DigestMemo())
     assert again.load_cached(questions) == []
-    assert [again.get(q.question_id).turns for q in questions] == [answers.get(q.question_id).turns for q in questions]
+    assert [again.get(q).turns for q in questions] == [answers.get(q).turns for q in questions]
     # ... and other settings find nothing.
     other = answers_for(spec_for(checkpoints["chat"], generation_config={**GREEDY, "max_new_tokens": 4},
                                  output_file=output), DigestMemo())

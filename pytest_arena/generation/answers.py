@@ -73,17 +73,19 @@ class ModelAnswers:
         """Take what the answers file already holds; return the questions still unanswered."""
         records = read_jsonl(self.output_file)
         if not self.generates:
-            by_id = {r.get("question_id"): r for r in records}
+            # Records of a set-less file answer a question of any set with that id.
+            by_key = {(r.get("question_set"), r.get("question_id")): r for r in records}
             for q in questions:
-                if q.question_id in by_id:
-                    self._answers[q.question_id] = answer_from_record(self.name, q.question_id, by_id[q.question_id])
+                record = by_key.get(q.key) or by_key.get((None, q.question_id))
+                if record is not None:
+                    self._answers[q.key] = answer_from_record(self.name, q.question_id, record)
             return []
         by_key = {r.get("metadata", {}).get("cache_key"): r for r in records if isinstance(r.get("metadata"), dict)}
         missing = []
         for q in questions:
             record = by_key.get(self.key(q))
             if record is not None:
-                self._answers[q.question_id] = answer_from_record(self.name, q.question_id, record)
+                self._answers[q.key] = answer_from_record(self.name, q.question_id, record)
             else:
                 missing.append(q)
         return missing
@@ -101,51 +103,51 @@ class ModelAnswers:
         try:
             for start in range(0, len(questions), size):
                 chunk = questions[start:start + size]
-                for record in self._answer_batch(chunk, generator):
+                for question, record in zip(chunk, self._answer_batch(chunk, generator)):
                     appender.append(record)
-                    self._answers[record["question_id"]] = answer_from_record(self.name, record["question_id"], record)
+                    self._answers[question.key] = answer_from_record(self.name, question.question_id, record)
                 done += len(chunk)
                 log(f"{self.name}: {done}/{len(questions)} answers generated")
         finally:
             appender.close()
 
     def _answer_batch(self, questions: list[Question], generator) -> list[dict]:
-        conversations = {q.question_id: [] for q in questions}
-        answers: dict[int | str, list[str]] = {q.question_id: [] for q in questions}
-        tokens = {q.question_id: [0, 0] for q in questions}
+        conversations = {q.key: [] for q in questions}
+        answers: dict[int | str, list[str]] = {q.key: [] for q in questions}
+        tokens = {q.key: [0, 0] for q in questions}
         started = time.perf_counter()
         for turn in range(max(len(q.turns) for q in questions)):
             asking = [q for q in questions if turn < len(q.turns)]
             for q in asking:
-                conversations[q.question_id].append({"role": "user", "content": q.turns[turn]})
-            texts = generator.generate([conversations[q.question_id] for q in asking], seed=self.seed + turn)
+                conversations[q.key].append({"role": "user", "content": q.turns[turn]})
+            texts = generator.generate([conversations[q.key] for q in asking], seed=self.seed + turn)
             for q, out in zip(asking, texts):
-                conversations[q.question_id].append({"role": "assistant", "content": out.text})
-                answers[q.question_id].append(out.text)
-                tokens[q.question_id][0] += out.prompt_tokens
-                tokens[q.question_id][1] += out.completion_tokens
+                conversations[q.key].append({"role": "assistant", "content": out.text})
+                answers[q.key].append(out.text)
+                tokens[q.key][0] += out.prompt_tokens
+                tokens[q.key][1] += out.completion_tokens
         seconds = (time.perf_counter() - started) / len(questions)
         records = []
         for q in questions:
             record = {
                 **q.to_record(),
                 "model_id": self.name,
-                "answer": answers[q.question_id][-1],
+                "answer": answers[q.key][-1],
                 "metadata": {
                     "cache_key": self.key(q),
                     "model_path": self.spec.path,
                     "generation_config": self.spec.generation_config,
                     "chat_template": self.spec.use_chat_template and not generator.chat_template_missing,
                     "seed": self.seed,
-                    "prompt_tokens": tokens[q.question_id][0],
-                    "completion_tokens": tokens[q.question_id][1],
+                    "prompt_tokens": tokens[q.key][0],
+                    "completion_tokens": tokens[q.key][1],
                     "seconds": round(seconds, 4),
                 },
             }
             if len(q.turns) > 1:
-                record["answer_turns"] = answers[q.question_id]
+                record["answer_turns"] = answers[q.key]
             records.append(record)
         return records
 
-    def get(self, question_id) -> Answer | None:
-        return self._answers.get(question_id)
+    def get(self, question: Question) -> Answer | None:
+        return self._answers.get(question.key)

@@ -205,7 +205,7 @@ class MatchJudge:
         self.counters.add(calls=1)
         try:
             reply = self.judge.complete(call.template.system_prompt, call.prompt, call.template.output_format)
-        except JudgeCallError as exc:
+        except (JudgeCallError, ValueError) as exc:  # ValueError: a judge that cannot answer this format
             return CallResult(call, "", None, cached=False, error=f"judge call failed: {exc}")
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}
         self.counters.add(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
@@ -263,6 +263,8 @@ class MatchJudge:
             record.update(model_a=match.model_a, model_b=match.model_b, win=judgment.winner or "error")
         record.update(question_id=match.question.question_id, category=match.question.category,
                       question=match.question.text)
+        if match.question.question_set is not None:
+            record["question_set"] = match.question.question_set
         results = judgment.results
         suffixes = [""] if len(results) == 1 else ["_1", "_2"]
         for suffix, result in zip(suffixes, results):
