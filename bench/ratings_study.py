@@ -1,6 +1,6 @@
 """Simulation studies of the ratings and the gates (too slow for the test suite).
 
-    python bench/ratings_study.py            # the figures in bench/README.md (about 3-5 min on 2 cores)
+    python bench/ratings_study.py            # the figures in bench/README.md (3.5 CPU-minutes, 2 workers)
     python bench/ratings_study.py --quick    # smaller repetitions, under a minute
 
 Three studies, all seeded, all through the project's own code (``pytest_arena.rating``,

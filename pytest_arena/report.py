@@ -196,6 +196,18 @@ def previous_value(previous: pd.DataFrame | None, table: RatingTable, model: str
     return None if rows.empty else float(rows.iloc[0][column])
 
 
+def previous_half_width(previous: pd.DataFrame, table: RatingTable, model: str) -> float:
+    """Half the width of the model's 95% CI in the previous report (0 when it has none)."""
+    _, lower, upper = table.columns
+    if lower not in previous.columns or upper not in previous.columns:
+        return 0.0
+    rows = previous[previous["Model"] == model]
+    if rows.empty:
+        return 0.0
+    width = (float(rows.iloc[0][upper]) - float(rows.iloc[0][lower])) / 2
+    return width if width == width else 0.0  # NaN: no interval
+
+
 def write_plot(table: RatingTable, path: Path) -> bool:
     """A PNG of the ratings with their CIs; False when matplotlib is not installed."""
     try:

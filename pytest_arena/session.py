@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
@@ -269,23 +270,22 @@ class ArenaSession:
     def _make_judge(self) -> MatchJudge:
         spec = self.config.review.judge
         if spec.is_local:
-            from .judging.local_judge import LocalJudge
+            def load_local_judge():
+                from .generation.gguf import loadable
+                from .judging.local_judge import LocalJudge
 
-            from .generation.gguf import loadable
+                self.log(f"judge: loading local model {spec.checkpoint.path}")
+                checkpoint = loadable(spec.checkpoint, self.cache_dir, self._memo, self.log)
+                return LocalJudge(dataclasses.replace(spec, checkpoint=checkpoint))
 
-            self.log(f"judge: loading local model {spec.checkpoint.path}")
-            judge = LocalJudge(dataclasses.replace(spec, checkpoint=loadable(spec.checkpoint, self.cache_dir,
-                                                                               self._memo, self.log)))
-            checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
-                                                spec.checkpoint.gguf_file, self._memo)
-            identity = f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
+            # Loaded on the first call the review cache cannot answer: a cached rerun loads nothing.
+            judge = LazyJudge(load_local_judge)
         else:
             from .judging.openai_judge import OpenAIJudge
 
             judge = OpenAIJudge(spec)
-            identity = f"openai:{spec.model}"
         self._log_template_choices()
-        return MatchJudge(judge, spec, self.templates, self.config.review.review_file, identity, self.log)
+        return MatchJudge(judge, spec, self.templates, self.config.review.review_file, self._judge_identity(), self.log)
 
     def _log_template_choices(self) -> None:
         """Say once per category when questions without reference answers get the general template."""
@@ -342,14 +342,15 @@ class ArenaSession:
             if self.participants[name].load_cached(self.questions):
                 return total, None
         probe = MatchJudge(None, self.config.review.judge, self.templates, self.config.review.review_file,
-                           self._judge_identity_for_planning())
+                           self._judge_identity())
         try:
             cached = sum(probe.cached_calls(m, a) for m in self._selected if (a := self._answers(m)) is not None)
         finally:
             probe.close()
         return total, cached
 
-    def _judge_identity_for_planning(self) -> str:
+    def _judge_identity(self) -> str:
+        """What makes a judge's replies reusable: the API model's name, or a local checkpoint's bytes."""
         spec = self.config.review.judge
         if spec.is_local:
             checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
@@ -449,6 +450,26 @@ class ArenaSession:
         if self._judge is not None:
             self._judge.close(wait=False)
             self._judge.judge.close()
+
+
+class LazyJudge:
+    """A judge built on its first call, once, whatever the number of threads calling."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._build = build
+        self._judge = None
+        self._lock = threading.Lock()
+
+    def complete(self, *args, **kwargs):
+        with self._lock:
+            if self._judge is None:
+                self._judge = self._build()
+        return self._judge.complete(*args, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._judge is not None:
+                self._judge.close()
 
 
 def _done(value) -> Future:

@@ -30,11 +30,12 @@ def test_items_ids_report_and_rating_order(arena_project):
     assert sorted(loaded_models(result)) == ["tiny-a", "tiny-b", "tiny-c"]
     # The judge prefers longer answers and the models answer with 24, 12 and 3 tokens.
     report = pd.read_csv(arena_project.root / "reports/elo_rating.csv")
-    assert list(report.columns) == ["Model", "Elo_Rating", "CI_Lower", "CI_Upper", "Battles", "Wins", "Ties",
-                                    "Losses", "Win_Rate"]
+    assert list(report.columns) == ["Model", "Elo_Rating", "CI_Lower", "CI_Upper", "BT_Rating", "BT_CI_Lower",
+                                    "BT_CI_Upper", "Battles", "Wins", "Ties", "Losses", "Win_Rate"]
     assert list(report["Model"]) == ["tiny-a", "tiny-b", "tiny-c"]
     assert report["Elo_Rating"].is_monotonic_decreasing
-    assert (report["CI_Lower"] <= report["Elo_Rating"]).all() and (report["Elo_Rating"] <= report["CI_Upper"]).all()
+    assert report["BT_Rating"].is_monotonic_decreasing
+    assert (report["BT_CI_Lower"] <= report["BT_Rating"]).all() and (report["BT_Rating"] <= report["BT_CI_Upper"]).all()
     # The CSV agrees with the review file, verdict by verdict.
     reviews = arena_project.read_jsonl("reviews/review_gpt4.jsonl")
     assert len(reviews) == 12
@@ -44,7 +45,7 @@ def test_items_ids_report_and_rating_order(arena_project):
         assert row["Wins"] == wins
         assert row["Battles"] == 8
     assert (report["Elo_Rating"].mean() - 1000) < 1e-6 + 0.01  # online Elo is zero-sum
-    result.stdout.fnmatch_lines(["*= arena =*", "rank*model*Elo*95% CI*", "1 *tiny-a*", "*report: *elo_rating.csv"])
+    result.stdout.fnmatch_lines(["*= arena =*", "rank*model*BT rating*95% CI*", "1 *tiny-a*", "*report: *elo_rating.csv"])
 
 
 def test_answer_records_follow_evalscope(arena_project):
@@ -171,11 +172,11 @@ def test_verdicts_are_recorded_in_junit_xml(arena_project):
 
 
 @pytest.mark.parametrize(
-    ("threshold", "expected_ret", "outcome"),
-    [(800, 0, "passed"), (1000, 1, "failed")],
+    ("model", "expected_ret", "outcome"),
+    [("tiny-a", 0, "passed"), ("tiny-c", 1, "failed")],
 )
-def test_min_elo_gate_sets_the_exit_code(arena_project, threshold, expected_ret, outcome):
-    gates = [{"model": "tiny-c", "min_elo": threshold}]
+def test_min_elo_gate_sets_the_exit_code(arena_project, model, expected_ret, outcome):
+    gates = [{"model": model, "min_elo": 1000}]
     arena_project.write(arena_project.config(questions=4, gates=gates))
     result = arena_project.run("-v")
     assert result.ret == expected_ret
@@ -183,10 +184,10 @@ def test_min_elo_gate_sets_the_exit_code(arena_project, threshold, expected_ret,
     assert outcomes.get(outcome) == (13 if outcome == "passed" else 1)
     lines = result.stdout.lines
     # Gates run after every battle.
-    gate_line = next(i for i, line in enumerate(lines) if "test_gate[elo-tiny-c]" in line)
+    gate_line = next(i for i, line in enumerate(lines) if f"test_gate[elo-{model}]" in line)
     assert all("test_battle" not in line for line in lines[gate_line + 1:] if "PASSED" in line)
     if outcome == "failed":
-        result.stdout.fnmatch_lines(["*tiny-c: Elo *(95% CI * .. *, 8 battles); CI lower bound * < min_elo 1000*"])
+        result.stdout.fnmatch_lines(["*tiny-c: BT rating *(95% CI * .. *, 8 battles); CI lower bound * < min_elo 1000*"])
 
 
 def test_beats_gate(arena_project):

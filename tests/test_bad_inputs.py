@@ -45,7 +45,7 @@ PLACEHOLDER = re.compile(r"\{\{([\w.-]+)\}\}")
 
 
 def _case_folders() -> list[Path]:
-    return sorted(p for p in CASES.iterdir() if p.is_dir() and (p / CASE_FILE).is_file())
+    return sorted(p for p in CASES.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
 
 
 def _read_case(folder: Path) -> dict:
@@ -55,7 +55,7 @@ def _read_case(folder: Path) -> dict:
 def _params():
     params = []
     for folder in _case_folders():
-        bug = _read_case(folder).get("known_bug")
+        bug = _read_case(folder).get("known_bug") if (folder / CASE_FILE).is_file() else None
         marks = [pytest.mark.xfail(reason=f"known bug: {bug}", strict=True)] if bug else []
         params.append(pytest.param(folder, id=folder.name, marks=marks))
     return params
@@ -166,6 +166,7 @@ def test_corpus_is_large_and_every_case_is_well_formed():
     folders = _case_folders()
     assert len(folders) >= 30
     for folder in folders:
+        assert (folder / CASE_FILE).is_file(), f"{folder.name}: no {CASE_FILE}"
         case = _read_case(folder)
         assert isinstance(case, dict), folder.name
         assert set(case) <= CASE_KEYS, f"{folder.name}: unknown case keys {sorted(set(case) - CASE_KEYS)}"

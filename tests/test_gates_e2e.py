@@ -46,15 +46,16 @@ def test_max_drop_against_a_stored_baseline_report(arena_project, tmp_path):
 
     # Same answers and verdicts: no change, the gate passes and the table shows the delta.
     second = arena_project.run("--arena-baseline", str(baseline), "-v")
-    second.stdout.fnmatch_lines(["*test_gate?drop-tiny-a? PASSED*", "rank*model*Elo*change*", "1 *tiny-a*+0.0*"])
+    second.stdout.fnmatch_lines(["*test_gate?drop-tiny-a? PASSED*", "rank*model*BT rating*change*", "1 *tiny-a*+0.0*"])
     assert second.ret == 0
 
     # A baseline in which tiny-a was much stronger: now its rating has significantly dropped.
-    stored.loc["tiny-a", "Elo_Rating"] += 200
+    for column in ("BT_Rating", "BT_CI_Lower", "BT_CI_Upper"):
+        stored.loc["tiny-a", column] += 200
     stored.reset_index().to_csv(baseline, index=False)
     third = arena_project.run("--arena-baseline", str(baseline), "-v")
     third.stdout.fnmatch_lines(["*test_gate?drop-tiny-a? FAILED*",
-                                "*tiny-a: Elo * against * in the baseline report: change -200.0, significantly more "
+                                "*tiny-a: BT rating * against * in the baseline report: change -200.0 (95% CI * .. *), significantly more "
                                 "than the allowed drop of 10*"])
     assert third.ret == 1
 
@@ -125,8 +126,8 @@ def test_plot_and_step_summary(arena_project, monkeypatch):
     png = (arena_project.root / "reports/elo_rating.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     text = summary.read_text()
-    assert "| rank | model | Elo | 95% CI |" in text
-    assert "| elo-tiny-c | **failed** | tiny-c: Elo" in text
+    assert "| rank | model | BT rating | 95% CI |" in text
+    assert "| elo-tiny-c | **failed** | tiny-c: BT rating" in text
 
 
 def test_ties_and_bootstrap_by_question(arena_project):

@@ -301,3 +301,29 @@ def test_collect_only_counts_swapped_calls(arena_project):
     arena_project.write(config)
     result = arena_project.run("--collect-only", "-q")
     result.stdout.fnmatch_lines(["*plan: 3 battles, 0 gates; 6 judge calls*"])
+
+
+@pytest.mark.parametrize("verdict", ["probability", "text_or_probability"])
+def test_local_judge_runs_offline_after_the_candidates(arena_project, verdict):
+    config = arena_project.config(questions=3, models=("tiny-a", "tiny-c"))
+    config["reviews_gen"]["reviewer"] = {
+        "ref": "local",
+        "args": {"model": "tiny-judge", "model_id_or_path": str(arena_project.models["tiny-b"]),
+                 "precision": "torch.float32", "verdict": verdict, "max_tokens": 8, "batch_size": 4,
+                 "max_concurrency": 4, "position_bias_mitigation": "swap_position"},
+    }
+    arena_project.write(config)
+    result = arena_project.run("-v")
+    result.assert_outcomes(passed=3)
+    assert arena_project.server.request_count == 0  # no API judge involved
+    out = result.stdout.str()
+    # The judge loads only after the last candidate is released: never two models at once.
+    assert out.index("tiny-c: model released") < out.index("judge: loading local model")
+    reviews = arena_project.read_jsonl("reviews/review_gpt4.jsonl")
+    assert len(reviews) == 3 and all(r["judge"] == "tiny-judge" for r in reviews)
+    assert all("label probabilities" in r["review_text_1"] for r in reviews)
+    result.stdout.fnmatch_lines(["position consistency: * of 3 swapped pairs agree"])
+    # Cached on the next run: no judge model is even loaded.
+    again = arena_project.run()
+    again.assert_outcomes(passed=3)
+    assert "judge: loading local model" not in again.stdout.str()
