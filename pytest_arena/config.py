@@ -9,6 +9,7 @@ is read with ``safe_load``.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -253,11 +254,11 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
     if not file.is_file():
         raise ArenaConfigError(file, "", "config file not found")
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_unique_key_loader(yaml))
     except UnicodeDecodeError as exc:
         raise ArenaConfigError(file, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f"line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArenaConfigError(file, where, f"invalid YAML: {problem}") from None
@@ -305,6 +306,24 @@ def _override_models(root: _Section, model_paths: dict[str, str]) -> None:
             models[name] = {**settings, "model_id_or_path": value, "enable": True}
 
 
+def _unique_key_loader(yaml):
+    """A safe loader that refuses a key given twice in one mapping (plain YAML keeps the last one,
+    so a pasted model entry would silently replace another)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSpec]:
     if not section.data:
         section.fail("", "expected at least one candidate model")
@@ -332,6 +351,8 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
         gen = spec.section("generation_config")
         _check_generation_config(gen)
         output = spec.get("output_file", str, expected="a file path")
+        if output and resolve(output).is_dir():
+            spec.fail("output_file", f"expected a file, got a folder: {resolve(output)}")
         models[name] = ModelSpec(
             name=name,
             path=path,
@@ -342,7 +363,7 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
             use_chat_template=template_type not in PLAIN_TEMPLATE_TYPES,
             generation_config=dict(gen.data),
             batch_size=spec.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
-            device=spec.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto"),
+            device=spec.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto", check=_DEVICE.match),
             gguf_file=gguf_file,
             trust_remote_code=spec.get("trust_remote_code", bool, False, expected="true or false"),
         )
@@ -374,9 +395,12 @@ def _model_path(spec: _Section, raw: str, resolve) -> str:
         return _packaged_folder(spec, raw)
     local = resolve(raw)
     if local.is_dir():
-        if not (local / "config.json").is_file() and not any(local.glob("*.gguf")):
-            spec.fail("model_id_or_path", f"folder has no config.json (not a transformers checkpoint): {local}")
+        problem = checkpoint_problem(local, spec.data.get("gguf_file"))
+        if problem:
+            spec.fail("model_id_or_path", f"{problem}: {local}")
         return str(local)
+    if local.exists():
+        spec.fail("model_id_or_path", f"expected a checkpoint folder, got a file: {local}")
     # `org/name` may be a hub id; it is a missing folder when it starts like a path or its first
     # part is a folder next to the config.
     first_part_exists = "/" in raw and resolve(raw.split("/", 1)[0]).is_dir()
@@ -384,6 +408,31 @@ def _model_path(spec: _Section, raw: str, resolve) -> str:
     if looks_like_path or not _HUB_ID.match(raw):
         spec.fail("model_id_or_path", f"model folder not found: {local}")
     return raw
+
+
+WEIGHT_PATTERNS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.ckpt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
+
+
+def checkpoint_problem(folder: Path, gguf_file: str | None) -> str | None:
+    """What keeps a folder from loading as a transformers checkpoint, found without loading it."""
+    if gguf_file or any(folder.glob("*.gguf")):
+        return None  # a GGUF file carries its config, tokenizer and weights
+    config = folder / "config.json"
+    if not config.is_file():
+        return "folder has no config.json (not a transformers checkpoint)"
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        return f"config.json is not valid JSON ({exc})"
+    if not any(next(folder.glob(pattern), None) for pattern in WEIGHT_PATTERNS):
+        return "folder has no weights (no *.safetensors or *.bin file)"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return "folder has no tokenizer files (tokenizer.json, tokenizer.model or vocab.json)"
+    return None
+
+
+_DEVICE = re.compile(r"^(cpu|auto|mps|(cuda|xpu|npu)(:\d+)?)$")
 
 
 # Types of the generation settings users set most; the rest are checked by transformers'
@@ -405,8 +454,21 @@ def _check_generation_config(gen: _Section):
         gen.get(key, types, expected=expected)
     if gen.data.get("max_new_tokens") is not None and gen.data["max_new_tokens"] <= 0:
         gen.fail("max_new_tokens", f"expected a positive integer, got {gen.data['max_new_tokens']!r}")
-    if gen.data.get("temperature") is not None and gen.data["temperature"] < 0:
-        gen.fail("temperature", f"expected a non-negative number, got {gen.data['temperature']!r}")
+    # Ranges transformers would only reject at generation time, after the model loaded.
+    ranges = {
+        "temperature": lambda v: v >= 0,
+        "top_p": lambda v: 0 < v <= 1,
+        "top_k": lambda v: v >= 0,
+        "min_new_tokens": lambda v: v >= 0,
+        "repetition_penalty": lambda v: v > 0,
+        "num_beams": lambda v: v >= 1,
+    }
+    for key, valid in ranges.items():
+        value = gen.data.get(key)
+        if value is not None and not valid(value):
+            gen.fail(key, f"expected {_GENERATION_TYPES[key][1]}, got {value!r}")
+    if gen.data.get("do_sample") and gen.data.get("temperature") == 0:
+        gen.fail("temperature", "expected a positive number when do_sample is true (or set do_sample: false), got 0")
 
 
 def _read_review(section: _Section, resolve, existing_file, results: Path, models) -> ReviewSpec:  # noqa: C901
@@ -462,6 +524,8 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
         # One file is both the record and the cache, so a rerun can never disagree with what it reads.
         section.fail("cache_file", "expected the same path as review_file (the review file is the cache)")
     review_file = review_file or cache_file
+    if review_file and resolve(review_file).is_dir():
+        section.fail("review_file", f"expected a file, got a folder: {resolve(review_file)}")
     return ReviewSpec(
         enable=section.get("enable", bool, True, expected="true or false"),
         judge=judge,
@@ -494,7 +558,7 @@ def _local_judge_checkpoint(args: _Section, resolve, max_tokens: int, temperatur
         precision=PRECISIONS[precision],
         generation_config={"max_new_tokens": max_tokens, **sampling},
         batch_size=args.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
-        device=args.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto"),
+        device=args.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto", check=_DEVICE.match),
         gguf_file=args.get("gguf_file", str, expected="a GGUF file name"),
         trust_remote_code=args.get("trust_remote_code", bool, False, expected="true or false"),
     )

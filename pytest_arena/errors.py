@@ -1,7 +1,7 @@
 """Errors the core library raises. The pytest plugin turns them into ``pytest.UsageError``."""
 
 
-class ArenaConfigError(Exception):
+class ArenaConfigError(ValueError):
     """Bad input found before any work starts: a config key, a question file, a model folder.
 
     The message is one line that names the file, the key (or line) and what was expected.

@@ -25,7 +25,7 @@ from .judging.templates import choose_template, load_templates, skipped_referenc
 from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, gate_id, plan_against_baseline,
                    plan_pairwise, plan_single)
 from .questions import Question, load_questions
-from .store import read_jsonl
+from .store import file_lock, read_jsonl
 
 Match = Battle | Scoring
 
@@ -152,6 +152,11 @@ class ArenaSession:
                 except LookupError as exc:
                     raise ArenaConfigError(review.prompt_file, "", f"{exc} (question {question.question_id!r})") from None
         self._check_gates()
+        # The files the run will read: a corrupt line is an error now, not after the first model loaded.
+        for answers in self.participants.values():
+            read_jsonl(answers.output_file)
+        if review.enable:
+            read_jsonl(review.review_file)
         from .generation.transformers_backend import generation_config_for
 
         for answers in self.participants.values():
@@ -248,9 +253,17 @@ class ArenaSession:
 
     def _answers_for(self, name: str) -> None:
         answers = self.participants[name]
-        missing = answers.load_cached(self.questions)
-        if not missing:
+        if not answers.load_cached(self.questions) or not answers.generates:
             return
+        # One generator per model across processes (another run, an xdist worker): whoever gets the
+        # lock second finds the answers in the cache.
+        with file_lock(answers.output_file.with_name(answers.output_file.name + ".lock")):
+            missing = answers.load_cached(self.questions)
+            if missing:
+                self._generate(answers, missing)
+
+    def _generate(self, answers: ModelAnswers, missing) -> None:
+        name = answers.name
         from .generation.gguf import loadable
         from .generation.transformers_backend import TransformersGenerator
 

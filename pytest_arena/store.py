@@ -8,11 +8,14 @@ read and cut off before the next append.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 from pathlib import Path
+
+from .errors import ArenaConfigError
 
 
 def cache_key(**parts) -> str:
@@ -36,7 +39,9 @@ def read_jsonl(path: Path) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: line {number}: not a JSON record ({exc.msg})") from None
+            raise ArenaConfigError(path, f"line {number}", f"not a JSON record ({exc.msg})") from None
+        except UnicodeDecodeError as exc:
+            raise ArenaConfigError(path, f"line {number}", f"not UTF-8 text ({exc.reason})") from None
         if isinstance(record, dict):
             records.append(record)
     if torn.strip():
@@ -115,3 +120,49 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+class JsonlFollower:
+    """Reads a JSONL file's complete records, then only the ones appended since, by this process or
+    another one running on the same files (so neither pays for what the other already stored)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def read_new(self) -> list[dict]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self.offset += end
+        records = []
+        for line in data[:end].split(b"\n"):
+            try:
+                record = json.loads(line) if line.strip() else None
+            except ValueError:  # a line torn by a crash elsewhere, later cut off by the repair
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock between processes (e.g. two runs generating the same model's answers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform: runs may duplicate work, never corrupt it
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

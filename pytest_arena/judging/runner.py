@@ -20,7 +20,7 @@ from typing import Callable
 from ..config import JudgeSpec
 from ..generation.answers import Answer
 from ..plan import Battle, Scoring
-from ..store import JsonlAppender, cache_key, read_jsonl
+from ..store import JsonlAppender, JsonlFollower, cache_key
 from .openai_judge import JudgeCallError
 from .parsers import ParsedVerdict, VerdictParseError, parse_verdict
 from .templates import PromptTemplate, choose_template, template_values
@@ -131,7 +131,9 @@ class MatchJudge:
         self.log = log
         self.counters = JudgeCounters()
         self._reviews = JsonlAppender(review_file)
-        self._replies = _index_replies(read_jsonl(review_file))
+        self._follower = JsonlFollower(review_file)
+        self._replies = _index_replies(self._follower.read_new())
+        self._replies_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix="arena-judge")
 
     # -- what would be asked ------------------------------------------------------------------------
@@ -190,6 +192,12 @@ class MatchJudge:
         return parse_verdict(self.spec.fn_completion_parser, text, call.template.output_format)
 
     def _ask(self, call: Call) -> CallResult:
+        # Another run on the same review file may have stored this reply since we started.
+        with self._replies_lock:
+            self._replies.update(_index_replies(self._follower.read_new()))
+        stored = self._from_cache(call)
+        if stored is not None:
+            return stored
         attempts = 2 if self.spec.reask_unparseable else 1
         for attempt in range(attempts):
             if attempt:
