@@ -254,6 +254,8 @@ def test_relative_paths_resolve_against_the_config_folder_not_the_cwd(tmp_path, 
     model = project / "models" / "tiny"
     model.mkdir(parents=True)
     (model / "config.json").write_text("{}", encoding="utf-8")
+    (model / "model.safetensors").write_bytes(b"")
+    (model / "tokenizer.json").write_text("{}", encoding="utf-8")
     (project / "data").mkdir()
     (project / "data" / "q.jsonl").write_text('{"question_id": 1, "text": "x"}\n', encoding="utf-8")
     (project / "templates.jsonl").write_text(DEFAULT_TEMPLATES.read_text(encoding="utf-8"), encoding="utf-8")
