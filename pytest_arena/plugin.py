@@ -97,6 +97,7 @@ def arena_config_path(config: pytest.Config) -> Path | None:
     return _path_option(config, "arena_config")
 
 
+@pytest.hookimpl(trylast=True)  # after the cacheprovider's configure: its folder holds our memo and conversions
 def pytest_configure(config: pytest.Config) -> None:
     path = arena_config_path(config)
     if path is None:
@@ -283,10 +284,10 @@ class ArenaHooks:
                 terminalreporter.write_line(f"question set {name}:")
                 for line in format_table(set_table):
                     terminalreporter.write_line(f"  {line}")
+        elif self._arena.config.review.enable:
+            terminalreporter.write_line("no judged battles: no ratings and no report")
         if self._arena.is_limited:
             terminalreporter.write_line(f"limited run: the first {self._arena.limit} questions of each question set")
-        else:
-            terminalreporter.write_line("no judged battles: no ratings and no report")
         counters = self._arena.counters
         if counters is not None:
             for line in judge_summary(counters, self._arena.config.review.judge):
@@ -298,7 +299,9 @@ class ArenaHooks:
 
 
 def _kind(match) -> str:
-    return "scoring" if hasattr(match, "model") and not hasattr(match, "model_a") else "battle"
+    from .plan import Scoring
+
+    return "scoring" if isinstance(match, Scoring) else "battle"
 
 
 def judge_summary(counters, spec) -> list[str]:

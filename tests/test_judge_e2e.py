@@ -255,8 +255,11 @@ def test_a_call_that_keeps_failing_fails_only_its_item_and_is_asked_again_later(
         (Fault(kind="garbage"), "judge call failed:*"),
         (Fault(kind="empty_choices"), "judge call failed: the judge's reply has no choices*"),
         (Fault(kind="reset"), "judge call failed: APIConnectionError*"),
+        (Fault(kind="finish", finish_reason="content_filter", content=""),
+         "unparseable verdict (the judge's content filter stopped the reply)*"),
+        (Fault(status=400), "judge call failed: BadRequestError*"),
     ],
-    ids=["timeout", "truncated", "garbage", "empty-choices", "reset"],
+    ids=["timeout", "truncated", "garbage", "empty-choices", "reset", "content-filter", "bad-request"],
 )
 def test_faults_fail_their_item_with_a_reason(arena_project, fault, message):
     arena_project.server.reply = constant(fault)
