@@ -1,7 +1,7 @@
 """Generation: batched (TransformersGenerator, batch_size 8) against one question at a time (batch_size 1,
 EvalScope's way), on the same model, questions and greedy settings.
 
-    python bench/generation.py                      # tiny model + SmolLM2-135M-Instruct if installed (~2-3 min on 2 cores)
+    python bench/generation.py                      # tiny model + SmolLM2-135M-Instruct if installed (~1.5-4 min on 2 cores)
     python bench/generation.py --models tiny        # the tiny random-weight model only (seconds)
     python bench/generation.py --threads 1          # one torch thread (steadier on a loaded 2-core machine)
     python bench/generation.py --models tiny medium smollm2 --device cuda --batch-size 8 32   # see bench/gpu.sh

@@ -1,6 +1,6 @@
 """Judge throughput: judgments per second through MatchJudge + OpenAIJudge against a judge with latency.
 
-    python bench/judge_throughput.py                  # 2,000 judgments at c=8/32/64, 300 at c=1 (~90 s)
+    python bench/judge_throughput.py                  # 2,000 judgments at c=8/32/64, 300 at c=1 (~80 s)
     python bench/judge_throughput.py --pytest         # also a whole `pytest --arena-config` run (+~30 s)
     python bench/judge_throughput.py --concurrency 32 --judgments 500 --latency 0.1
 

@@ -201,8 +201,8 @@ def test_load_cached_returns_only_the_missing_questions(checkpoints, tmp_path):
     assert answers.generates
     missing = answers.load_cached([q1, q2, q3, q4])
     assert [q.question_id for q in missing] == [2, 3]
-    assert answers.get(1).text == "cached one" and answers.get(4).text == "cached four"
-    assert answers.get(2) is None and answers.get(3) is None
+    assert answers.get(q1).text == "cached one" and answers.get(q4).text == "cached four"
+    assert answers.get(q2) is None and answers.get(q3) is None
 
 
 def test_disabled_model_answers_only_from_its_file(checkpoints, tmp_path):
@@ -212,8 +212,9 @@ def test_disabled_model_answers_only_from_its_file(checkpoints, tmp_path):
                       encoding="utf-8")
     answers = answers_for(spec, DigestMemo())
     assert not answers.generates
-    assert answers.load_cached([question(1), question(2)]) == []  # nothing to generate, whatever is missing
-    assert answers.get(1).text == "old answer" and answers.get(2) is None
+    q1, q2 = question(1), question(2)
+    assert answers.load_cached([q1, q2]) == []  # nothing to generate, whatever is missing
+    assert answers.get(q1).text == "old answer" and answers.get(q2) is None
 
 
 def test_generated_records_follow_the_evalscope_answer_record(checkpoints, tmp_path):
@@ -246,7 +247,7 @@ def test_generated_records_follow_the_evalscope_answer_record(checkpoints, tmp_p
     multi = records[1]
     assert multi["turns"] == ["Write a poem.", "Now make it shorter."]
     assert len(multi["answer_turns"]) == 2 and multi["answer"] == multi["answer_turns"][-1]
-    assert answers.get(2).turns == tuple(multi["answer_turns"])
+    assert answers.get(questions[1]).turns == tuple(multi["answer_turns"])
     assert "answer_turns" not in records[0]
     assert log and log[-1].endswith("3/3 answers generated")
 
