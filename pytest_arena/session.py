@@ -294,9 +294,13 @@ class ArenaSession:
             # Loaded on the first call the review cache cannot answer: a cached rerun loads nothing.
             judge = LazyJudge(load_local_judge)
         else:
-            from .judging.openai_judge import OpenAIJudge
+            def load_api_judge():
+                from .judging.openai_judge import OpenAIJudge
 
-            judge = OpenAIJudge(spec)
+                return OpenAIJudge(spec)
+
+            # Importing openai costs seconds: a fully cached run never does.
+            judge = LazyJudge(load_api_judge)
         self._log_template_choices()
         return MatchJudge(judge, spec, self.templates, self.config.review.review_file, self._judge_identity(), self.log)
 

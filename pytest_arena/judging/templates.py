@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 from ..errors import ArenaConfigError
@@ -32,21 +33,21 @@ class PromptTemplate:
     output_format: str
     categories: tuple[str, ...]
 
-    @property
+    @cached_property
     def multi_turn(self) -> bool:
         return any(int(turn or 1) > 1 for _, turn in _PLACEHOLDER.findall(self.prompt_template))
 
-    @property
+    @cached_property
     def needs_reference(self) -> bool:
         return self.reference_turns > 0
 
-    @property
+    @cached_property
     def reference_turns(self) -> int:
         """How many reference answers the template fills in (``{ref_answer_2}`` needs two)."""
         turns = [int(turn or 1) for name, turn in _PLACEHOLDER.findall(self.prompt_template) if name == "ref_answer"]
         return max(turns, default=0)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Identifies the exact wording, for the review cache: an edited template is a new judge."""
         text = json.dumps([self.system_prompt, self.prompt_template, self.output_format])
