@@ -134,6 +134,7 @@ class MatchJudge:
         self._follower = JsonlFollower(review_file)
         self._replies = _index_replies(self._follower.read_new())
         self._replies_lock = threading.Lock()
+        self._parsed: dict[str, ParsedVerdict] = {}
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix="arena-judge")
 
     # -- what would be asked ------------------------------------------------------------------------
@@ -182,10 +183,14 @@ class MatchJudge:
         text = self._replies.get(call.key)
         if text is None:
             return None
-        try:  # a stored reply the current parser cannot read is asked again
-            verdict = self._parse(text, call)
-        except VerdictParseError:
-            return None
+        # --collect-only and the run both look replies up: each is parsed once.
+        verdict = self._parsed.get(call.key)
+        if verdict is None:
+            try:  # a stored reply the current parser cannot read is asked again
+                verdict = self._parse(text, call)
+            except VerdictParseError:
+                return None
+            self._parsed[call.key] = verdict
         return CallResult(call, text, verdict, cached=True)
 
     def _parse(self, text: str, call: Call) -> ParsedVerdict:
