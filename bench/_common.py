@@ -24,6 +24,8 @@ for _folder in (REPO, TESTS):  # the package without an install (e.g. bench/gpu.
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
+from support.arena_project import write_questions  # noqa: E402 - needs tests/ on sys.path first
+
 FAKE_KEY = "sk-arena-bench-0123456789abcdef"
 JUDGE_REF = "evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4"
 VERDICT = "Both answers are short; assistant A is more direct. [[A]]"
@@ -115,18 +117,6 @@ def bench_env(**extra) -> dict:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env.update(extra)
     return env
-
-
-def write_questions(path: Path, count: int) -> Path:
-    topics = ["time management", "stress", "Python", "quantum computing", "protein", "critical thinking",
-              "education", "consumer behaviour", "conflict", "plastic bottles"]
-    with open(path, "w", encoding="utf-8") as handle:
-        for i in range(1, count + 1):
-            category = ["generic", "knowledge", "writing"][i % 3]
-            record = {"question_id": i, "text": f"Tell me about {topics[i % len(topics)]}, part {i}.",
-                      "category": category}
-            handle.write(json.dumps(record) + "\n")
-    return path
 
 
 def write_fixed_answers(path: Path, model: str, count: int, words: int = 12) -> Path:

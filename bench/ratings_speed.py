@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import machine  # bench/ is on sys.path when a script runs
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
 
@@ -137,19 +137,6 @@ def best_of(repeats, fn):
     return (min(wall), min(cpu)), value
 
 
-def machine():
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    nproc = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"nproc {nproc}, {cpu}, Python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}"
-
-
 def load():
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -161,7 +148,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     repeats, rounds = (1, 200) if args.quick else (3, 1000)
     print(f"pytest-arena rating speed ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
-    print(f"machine: {machine()}; load average at start {load()}", flush=True)
+    print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; load average at start {load()}", flush=True)
 
     battles, true = simulate(args.seed, 100_000)
     small, _ = simulate(args.seed + 1, 10_000)

@@ -34,7 +34,6 @@ import argparse
 import math
 import multiprocessing
 import os
-import platform
 import sys
 import time
 from itertools import combinations
@@ -42,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import machine  # bench/ is on sys.path when a script runs
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -173,20 +173,6 @@ def print_table(header, rows):
         print("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
         if k == 0:
             print("  " + "  ".join("-" * w for w in widths))
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    return (f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, numpy {np.__version__}, "
-            f"pandas {pd.__version__}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,7 +371,7 @@ def main(argv=None):
     args.gate_rounds = 200
     only = set(args.only or ("recovery", "coverage", "gates"))
     print(f"pytest-arena ratings study ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
-    print(f"machine: {machine()}; {args.jobs} worker processes", flush=True)
+    print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; {args.jobs} worker processes", flush=True)
     start = time.perf_counter()
     failed = False
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
