@@ -120,22 +120,21 @@ def test_appender_repairs_a_torn_tail_before_appending(tmp_path):
     assert [json.loads(line) for line in lines[:-1]] == [{"i": 0}, {"i": 1}, {"i": 3}]  # only complete lines
 
 
-def test_appender_keeps_a_finished_last_line_lacking_newline(tmp_path):
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ('{"i": 0}\n{"i": 1}', '{"i": 0}\n{"i": 1}\n{"i": 2}\n'),  # a finished last line lacking its newline is kept
+        ('{"i": 0, "te', '{"i": 2}\n'),  # a file that is only a torn line is cut to nothing
+    ],
+    ids=["finished-last-line-kept", "only-a-torn-line"],
+)
+def test_appender_repairs_the_tail_before_appending(tmp_path, before, after):
     path = tmp_path / "a.jsonl"
-    path.write_text('{"i": 0}\n{"i": 1}', encoding="utf-8")
+    path.write_text(before, encoding="utf-8")
     appender = JsonlAppender(path)
     appender.append({"i": 2})
     appender.close()
-    assert path.read_text(encoding="utf-8") == '{"i": 0}\n{"i": 1}\n{"i": 2}\n'
-
-
-def test_appender_repairs_a_file_that_is_only_a_torn_line(tmp_path):
-    path = tmp_path / "a.jsonl"
-    path.write_text('{"i": 0, "te', encoding="utf-8")
-    appender = JsonlAppender(path)
-    appender.append({"i": 1})
-    appender.close()
-    assert path.read_text(encoding="utf-8") == '{"i": 1}\n'
+    assert path.read_text(encoding="utf-8") == after
 
 
 def test_appender_repairs_a_tail_torn_inside_a_multibyte_character(tmp_path):
