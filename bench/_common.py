@@ -11,8 +11,10 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +33,7 @@ JUDGE_REF = "evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4"
 VERDICT = "Both answers are short; assistant A is more direct. [[A]]"
 
 _SERVER_CODE = r"""
-import sys
+import sys, time
 sys.path.insert(0, sys.argv[1])
 from support.judge_server import JudgeServer
 server = JudgeServer(reply=sys.argv[3], latency=float(sys.argv[2]))
@@ -40,6 +42,8 @@ for line in sys.stdin:
     command = line.strip()
     if command == "count":
         print(server.request_count, server.max_in_flight, flush=True)
+    elif command == "cpu":
+        print(time.process_time(), flush=True)
     elif command == "reset":
         server.reset_counters()
         print("ok", flush=True)
@@ -71,6 +75,11 @@ class JudgeProcess:
 
     def reset(self) -> None:
         self._ask("reset")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (all its threads): what a loopback judge takes
+        from the cores the measured client also needs, which a hosted judge would not."""
+        return float(self._ask("cpu"))
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -163,19 +172,46 @@ def fixed_model(name: str, questions: int, root: Path) -> dict:
     return {"model_id_or_path": f"bench/{name}", "enable": False, "output_file": str(output)}
 
 
+def perf_available() -> bool:
+    """Whether ``perf stat`` can count this user's instructions here (not in every container)."""
+    if shutil.which("perf") is None:
+        return False
+    done = subprocess.run(["perf", "stat", "-x,", "-e", "instructions:u", "--", "true"], capture_output=True, text=True)
+    return done.returncode == 0 and "instructions" in done.stderr and "<not" not in done.stderr
+
+
 def run_pytest(args: list[str], cwd: Path, env: dict | None = None, time_v: bool = False,
-               check: bool = True) -> dict:
-    """Run ``python -m pytest ARGS`` in ``cwd``; wall seconds, output, and peak RSS (MiB) when asked."""
+               check: bool = True, instructions: bool = False) -> dict:
+    """Run ``python -m pytest ARGS`` in ``cwd``: wall seconds, CPU seconds (user + system of the finished
+    child: steadier than wall time on a shared machine), output, and peak RSS (MiB) when asked.
+
+    ``instructions``: also the user-space instructions the run executed (``perf stat``), which other
+    processes on the machine do not change, unlike wall and CPU time (with shared caches and memory
+    bandwidth, even CPU time grows with the machine's load).
+    """
     command = [sys.executable, "-m", "pytest", *args]
     if time_v and Path("/usr/bin/time").exists():
         command = ["/usr/bin/time", "-v", *command]
+    perf_file = None
+    if instructions:
+        perf_file = Path(tempfile.mkstemp(prefix="arena-perf-", suffix=".csv")[1])
+        command = ["perf", "stat", "-x,", "-e", "instructions:u", "-o", str(perf_file), "--", *command]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env or bench_env(), capture_output=True, text=True)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    executed = None
+    if perf_file is not None:
+        rows = [line.split(",") for line in perf_file.read_text().splitlines() if "instructions" in line]
+        perf_file.unlink()
+        executed = int(rows[0][0]) if rows and rows[0][0].isdigit() else None
     if check and done.returncode not in (0,):
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise RuntimeError(f"pytest exited {done.returncode}: {' '.join(args)}")
-    result = {"wall": wall, "stdout": done.stdout, "stderr": done.stderr, "rc": done.returncode}
+    result = {"wall": wall, "cpu": cpu, "instructions": executed, "stdout": done.stdout, "stderr": done.stderr,
+              "rc": done.returncode}
     if time_v:
         for line in done.stderr.splitlines():
             if "Maximum resident set size" in line:

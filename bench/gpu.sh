@@ -4,10 +4,22 @@
 # set. Runs from a copy of the working tree, with no network: it uses a Python that already has torch
 # with CUDA (the repo's .venv, else python3 on PATH), installs this package into a throw-away venv that
 # sees the system packages (no download), and falls back to PYTHONPATH when that is not possible.
-# Budget: about 8 minutes; each step has its own timeout, and a failed step does not stop the rest.
+# Budget: each step has its own timeout, a failed step does not stop the rest, and a step that would
+# end past BUDGET_S (default 540 s: one device command may run 10 minutes, and a 15-minute lease also pays
+# the machine's start) is skipped and said so.
+#
+# vLLM (the `backend: vllm` generator) against transformers, same model and questions
+# (bench/vllm_generation.py), runs first when vLLM can be had: already importable by that Python; else
+# installed from wheels carried to the machine in $VLLM_WHEELS (default .whl/ in the repo) with
+# `pip install --no-index`; else from a package index, if one answers within seconds. The device
+# machines have no network, and a vLLM wheel (321 MiB for 0.33.0, which pins torch==2.14.0) is far over
+# what may travel with the working tree (64 MiB): there, unless the image has vLLM, the step says why it
+# was skipped and the transformers figures are still measured. vLLM goes into a venv of its own, so the
+# transformers steps keep the machine's torch; the comparison runs both backends in that venv.
 #
 #   bash bench/gpu.sh            # all steps
-#   QUICK=1 bash bench/gpu.sh    # fewer questions (about 2 minutes)
+#   QUICK=1 bash bench/gpu.sh    # fewer questions (about 2 minutes without vLLM)
+#   ONLY=vllm bash bench/gpu.sh  # only the vLLM comparison
 #   DEVICE=cpu QUICK=1 bash bench/gpu.sh   # try the script itself on a machine without a GPU (slow)
 
 set -uo pipefail
@@ -20,6 +32,8 @@ DEVICE=${DEVICE:-cuda}
 
 say() { echo "$@"; if [ -n "$LOG" ]; then echo "$@" >> "$LOG"; fi; }
 elapsed() { echo $(( $(date +%s) - started )); }
+BUDGET_S=${BUDGET_S:-540}
+fits() { [ $(( $(elapsed) + $1 )) -le "$BUDGET_S" ]; }  # fits SECONDS: a step of that ceiling ends in budget
 
 say "== pytest-arena bench/gpu.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | while read -r line; do say "gpu: $line"; done
@@ -75,13 +89,71 @@ export TOKENIZERS_PARALLELISM=false
 run() {  # run SECONDS ARGS...: one generation.py measurement, its output into the log
   local limit=$1; shift
   say ""
+  if ! fits "$limit"; then say "skipped (budget): python bench/generation.py $*"; return; fi
   say "\$ python bench/generation.py $*   (limit ${limit}s, at $(elapsed) s)"
   timeout "$limit" "$PY" -u bench/generation.py "$@" 2>&1 | grep -v -i "warn" | while IFS= read -r line; do say "$line"; done
   local rc=${PIPESTATUS[0]}
   [ "$rc" = 0 ] || say "(exit $rc$( [ "$rc" = 124 ] && echo ': timed out'))"
 }
 
-# 3. The measurements (about 5-6 minutes on one H100; each has a ceiling).
+# 3. vLLM: importable already, or installed into a venv of its own from carried wheels or a reachable index.
+VLLM_WHEELS=${VLLM_WHEELS:-$REPO/.whl}
+VPY=""
+install_vllm() {  # install_vllm SECONDS PIP-ARGS...: pip install vllm into $VVENV; true when it then imports
+  local limit=$1; shift
+  if fits "$limit"; then
+    timeout "$limit" "$VVENV/bin/python" -m pip install -q "$@" vllm 2>&1 | tail -3 | while IFS= read -r line; do say "  $line"; done
+  fi
+  "$VVENV/bin/python" -c "import vllm" 2>/dev/null
+}
+say ""
+if [ "$DEVICE" != cuda ]; then
+  say "vllm: skipped (DEVICE=$DEVICE; vLLM needs a GPU)"
+elif "$PY" -c "import vllm" >/dev/null 2>&1; then
+  VPY=$PY
+  say "vllm: $("$PY" -c 'import vllm; print(vllm.__version__)' 2>/dev/null) is installed"
+else
+  VVENV=${TMPDIR:-/tmp}/arena-vllm-venv
+  [ -x "$VVENV/bin/python" ] || timeout 120 "$PY" -m venv --system-site-packages "$VVENV" >/dev/null 2>&1
+  if [ ! -x "$VVENV/bin/python" ]; then
+    say "vllm: not installed, and no venv could be made for it: the vLLM comparison is skipped"
+  elif ls "$VLLM_WHEELS"/vllm-*.whl >/dev/null 2>&1; then
+    say "vllm: installing from the wheels in $VLLM_WHEELS (no index; limit 300 s)"
+    if install_vllm 300 --no-index --find-links "$VLLM_WHEELS"; then
+      VPY="$VVENV/bin/python"
+    else
+      say "vllm: the carried wheels did not install (vLLM pins exact torch and flashinfer versions: carry those too)"
+    fi
+  elif timeout 30 "$VVENV/bin/python" -m pip index versions vllm --retries 0 --timeout 5 >/dev/null 2>&1; then
+    say "vllm: a package index answers; installing (vLLM brings its own torch; limit ${VLLM_INSTALL_S:-420} s)"
+    if install_vllm "${VLLM_INSTALL_S:-420}"; then
+      VPY="$VVENV/bin/python"
+    else
+      say "vllm: the install did not finish in time or failed: the vLLM comparison is skipped"
+    fi
+  else
+    say "vllm: not installed, no wheels in $VLLM_WHEELS, and no package index reachable from this machine:"
+    say "      the vLLM comparison is skipped (see bench/README.md, 'GPU': vLLM needs an image that has it)"
+  fi
+fi
+if [ -n "$VPY" ]; then
+  if [ "${QUICK:-0}" = 1 ]; then VQ=64; VT=64; else VQ=128; VT=128; fi
+  VLIMIT=${VLLM_LIMIT_S:-200}  # per backend: vLLM's start (weights, CUDA graphs, compile) is most of it
+  if fits $(( 2 * VLIMIT + 60 )); then
+    say ""
+    say "\$ python bench/vllm_generation.py --models medium --questions $VQ --max-new-tokens $VT   (at $(elapsed) s)"
+    timeout $(( 2 * VLIMIT + 60 )) "$VPY" -u bench/vllm_generation.py --models medium --questions "$VQ" \
+        --max-new-tokens "$VT" --transformers-batch 32 --limit "$VLIMIT" 2>&1 | grep -v -i "warn" |
+      while IFS= read -r line; do say "$line"; done
+    rc=${PIPESTATUS[0]}
+    [ "$rc" = 0 ] || say "(exit $rc$( [ "$rc" = 124 ] && echo ': timed out'))"
+  else
+    say "vLLM comparison: skipped (budget)"
+  fi
+fi
+[ "${ONLY:-}" = vllm ] && { say ""; say "== done in $(elapsed) s"; exit 0; }
+
+# 4. The transformers measurements (about 5-6 minutes on one H100; each has a ceiling).
 run 90  --models tiny   --device $DEVICE --precision float32  --questions $Q_TINY --max-new-tokens 64 --batch-size 8 32
 run 150 --models medium --device $DEVICE --precision bfloat16 --questions $Q_MED  --max-new-tokens 64 --batch-size 8 32
 run 90  --models medium --device $DEVICE --precision float32  --questions 32      --max-new-tokens 64 --batch-size 8

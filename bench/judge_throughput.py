@@ -38,34 +38,43 @@ def battles(count: int, offset: int = 0):
         yield Battle(question, "model-a", "model-b", f"q{i:05d}-model-a--vs--model-b"), answers
 
 
-def lean_judge_class():
-    """OpenAIJudge with the fix this bench suggests (not in pytest_arena): the request goes through the
-    same openai client (its retries, backoff, timeout) via ``client.post`` with a plain dict body and a
-    plain dict reply, skipping the per-call TypedDict transform and the pydantic response model, which
-    cost most of the client's CPU per call."""
+def sdk_judge_class():
+    """OpenAIJudge as it was before pytest_arena.openai_chat (the "before" row): one client shared by
+    every thread, the request through ``client.chat.completions.create``, whose per-call TypedDict
+    transform of the parameters and pydantic model of the reply cost most of the client's CPU per call.
+    Same retries, backoff, timeout."""
     from pytest_arena.judging.openai_judge import JudgeCallError, JudgeReply, OpenAIJudge
+    from pytest_arena.openai_chat import make_client
 
-    class LeanOpenAIJudge(OpenAIJudge):
+    class SdkOpenAIJudge(OpenAIJudge):
+        def __init__(self, spec):
+            super().__init__(spec)
+            self.client = make_client(spec.api_key_env, spec.base_url, spec.max_retries, spec.timeout)
+
+        def close(self) -> None:
+            self.client.close()
+            super().close()
+
         def complete(self, system_prompt: str, prompt: str, output_format: str = "") -> JudgeReply:
             messages = [{"role": "user", "content": prompt}]
             if system_prompt:
                 messages.insert(0, {"role": "system", "content": system_prompt})
-            body = {"model": self.spec.model, "messages": messages, "temperature": self.spec.temperature,
-                    "max_tokens": self.spec.max_tokens}
             try:
-                response = self.client.post("/chat/completions", body=body, cast_to=object)
-                choice = response["choices"][0]
+                response = self.client.chat.completions.create(
+                    model=self.spec.model, messages=messages, temperature=self.spec.temperature,
+                    max_tokens=self.spec.max_tokens)
             except Exception as exc:  # noqa: BLE001
                 raise JudgeCallError(f"{type(exc).__name__}: {exc}") from None
-            usage = response.get("usage") or {}
-            return JudgeReply((choice.get("message") or {}).get("content") or "", choice.get("finish_reason"),
-                              usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+            choice = response.choices[0]
+            usage = response.usage
+            return JudgeReply(choice.message.content or "", choice.finish_reason,
+                              usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0)
 
-    return LeanOpenAIJudge
+    return SdkOpenAIJudge
 
 
 def judge_directly(base_url: str, concurrency: int, count: int, workdir: Path, offset: int,
-                   lean: bool = False) -> dict:
+                   sdk: bool = False) -> dict:
     """Submit ``count`` battles to a fresh MatchJudge and wait for every judgment."""
     from pytest_arena.config import DEFAULT_TEMPLATES, JudgeSpec
     from pytest_arena.judging.openai_judge import OpenAIJudge
@@ -77,14 +86,15 @@ def judge_directly(base_url: str, concurrency: int, count: int, workdir: Path, o
                      max_tokens=64)
     review_file = workdir / f"reviews-c{concurrency}.jsonl"
     review_file.unlink(missing_ok=True)
-    judge_class = lean_judge_class() if lean else OpenAIJudge
+    judge_class = sdk_judge_class() if sdk else OpenAIJudge
     judge = MatchJudge(judge_class(spec), spec, load_templates(DEFAULT_TEMPLATES), review_file, "openai:gpt-4")
     work = list(battles(count, offset))
     try:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         futures = [judge.submit(battle, answers) for battle, answers in work]
         judgments = [f.result() for f in futures]
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started  # this process only: the client side, not the server
     finally:
         judge.close()
         judge.judge.close()
@@ -92,7 +102,7 @@ def judge_directly(base_url: str, concurrency: int, count: int, workdir: Path, o
     if ok != count:
         errors = {j.error for j in judgments if not j.ok}
         raise RuntimeError(f"{count - ok} judgments failed: {sorted(errors)[:3]}")
-    return {"seconds": seconds, "calls": judge.counters.calls, "cached": judge.counters.cached}
+    return {"seconds": seconds, "cpu": cpu, "calls": judge.counters.calls, "cached": judge.counters.cached}
 
 
 def whole_run(base_url_server: JudgeProcess, latency: float, questions: int, concurrency: int) -> dict:
@@ -120,8 +130,9 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=2000)
     parser.add_argument("--judgments-c1", type=int, default=300,
                         help="judgments at concurrency 1 (2,000 x 100 ms would take 200 s)")
-    parser.add_argument("--no-lean", action="store_true",
-                        help="skip the extra row that measures the suggested OpenAIJudge fix at concurrency 32")
+    parser.add_argument("--no-sdk", action="store_true",
+                        help="skip the extra row at concurrency 32 with the request sent the old way, through "
+                             "client.chat.completions.create (the figure before pytest_arena.openai_chat)")
     parser.add_argument("--pytest", action="store_true", help="also time a whole pytest --arena-config run")
     parser.add_argument("--pytest-judgments", type=int, default=2000)
     parser.add_argument("--pytest-concurrency", type=int, default=32)
@@ -131,29 +142,38 @@ def main() -> None:
     print(f"judge latency {args.latency * 1000:.0f} ms, loopback JudgeServer in a child process; "
           f"MatchJudge + OpenAIJudge (openai client)")
     print(f"{'concurrency':>11}  {'judgments':>9}  {'seconds':>8}  {'judgments/s':>11}  {'ideal/s':>8}  "
-          f"{'of ideal':>8}  {'max in flight':>13}")
+          f"{'of ideal':>8}  {'max in flight':>13}  {'CPU ms/judgment: client':>23}  {'server':>6}")
     rows = []
+
+    def row(label, count: int, concurrency: int, result: dict, in_flight: int, server_cpu: float,
+            note: str = "") -> float:
+        rate = count / result["seconds"]
+        share = rate / (concurrency / args.latency)
+        print(f"{label:>11}  {count:>9}  {result['seconds']:>8.2f}  {rate:>11.1f}  {concurrency / args.latency:>8.0f}  "
+              f"{share:>8.1%}  {in_flight:>13}  {1000 * result['cpu'] / count:>23.2f}  {1000 * server_cpu / count:>6.2f}"
+              f"{note}", flush=True)
+        return share
+
     with JudgeProcess(latency=args.latency) as server, tempfile.TemporaryDirectory(prefix="arena-bench-") as tmp:
         offset = 0
         for concurrency in args.concurrency:
             count = args.judgments_c1 if concurrency == 1 else args.judgments
             server.reset()
+            server_cpu = server.cpu_seconds()
             result = judge_directly(server.base_url, concurrency, count, Path(tmp), offset)
+            server_cpu = server.cpu_seconds() - server_cpu
             offset += count  # fresh prompts each round: no cache hits, no server-side reuse
             requests, in_flight = server.counts()
-            rate = count / result["seconds"]
-            ideal = concurrency / args.latency
-            rows.append((concurrency, rate / ideal))
-            print(f"{concurrency:>11}  {count:>9}  {result['seconds']:>8.2f}  {rate:>11.1f}  {ideal:>8.0f}  "
-                  f"{rate / ideal:>8.1%}  {in_flight:>13}", flush=True)
+            rows.append((concurrency, row(str(concurrency), count, concurrency, result, in_flight, server_cpu)))
             assert requests == count == result["calls"], (requests, count, result)
-        if not args.no_lean:
+        if not args.no_sdk:
             server.reset()
-            result = judge_directly(server.base_url, 32, args.judgments, Path(tmp), offset, lean=True)
+            server_cpu = server.cpu_seconds()
+            result = judge_directly(server.base_url, 32, args.judgments, Path(tmp), offset, sdk=True)
+            server_cpu = server.cpu_seconds() - server_cpu
             offset += args.judgments
-            rate = args.judgments / result["seconds"]
-            print(f"{'32 (fix)':>11}  {args.judgments:>9}  {result['seconds']:>8.2f}  {rate:>11.1f}  {32 / args.latency:>8.0f}  "
-                  f"{rate / (32 / args.latency):>8.1%}  {server.counts()[1]:>13}   <- suggested OpenAIJudge.complete via client.post")
+            row("32 (before)", args.judgments, 32, result, server.counts()[1], server_cpu,
+                "   <- the old way: client.chat.completions.create")
         for concurrency, share in rows:
             if concurrency == 32:
                 print(f"goal: >= {GOAL:.0%} of ideal at concurrency 32: {'met' if share >= GOAL else 'MISSED'} "

@@ -14,14 +14,15 @@ so the timed runs make no judge call (checked). Each side runs as a subprocess
 from __future__ import annotations
 
 import argparse
-import itertools
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import JudgeProcess, arena_config, bench_env, fixed_model, machine, run_pytest, summary_line  # noqa: E402
+from _common import (JudgeProcess, arena_config, bench_env, fixed_model, machine, perf_available,  # noqa: E402
+                     run_pytest, summary_line)
 
 GOAL = 1.5
 BARE_TEST = '''import pytest
@@ -65,10 +66,13 @@ def fill_reviews_in_process(cfg: Path) -> dict:
     return {"judged": sum(j is not None and j.ok for j in judgments), "calls": session.counters.calls}
 
 
-def best_of(repeat: int, args: list[str], cwd: Path) -> tuple[float, dict]:
-    runs = [run_pytest(args, cwd, bench_env()) for _ in range(repeat)]
-    best = min(runs, key=lambda r: r["wall"])
-    return best["wall"], best
+def best(runs: list[dict]) -> dict:
+    """The fastest run (wall), with the least CPU time and instruction count of any of them."""
+    fastest = dict(min(runs, key=lambda r: r["wall"]))
+    fastest["cpu"] = min(r["cpu"] for r in runs)
+    counts = [r["instructions"] for r in runs if r["instructions"]]
+    fastest["instructions"] = min(counts) if counts else None
+    return fastest
 
 
 def main() -> None:
@@ -79,7 +83,11 @@ def main() -> None:
     parser.add_argument("--fill-via-pytest", action="store_true",
                         help="fill the review cache with a real pytest run against the loopback judge (slow)")
     parser.add_argument("--keep", metavar="DIR", help="build the projects here and keep them (for profiling)")
+    parser.add_argument("--also-package", metavar="DIR",
+                        help="also time the arena with the pytest_arena package found in DIR (on PYTHONPATH), "
+                             "e.g. an earlier version: git archive HEAD pytest_arena arena_tests | tar -x -C DIR")
     args = parser.parse_args()
+    count_instructions = perf_available()
 
     pairs = args.models * (args.models - 1) // 2
     items = pairs * args.questions
@@ -110,24 +118,55 @@ def main() -> None:
                       f"{time.perf_counter() - started:.1f} s, {fill['judged']} judgments", flush=True)
             server.reset()
 
-            figures = {}
-            for label, argv, cwd in (("bare collect", [*bare, "--collect-only"], bare_dir),
-                                     ("arena collect", [*arena, "--collect-only"], arena_dir),
-                                     ("bare run", bare, bare_dir),
-                                     ("arena run", arena, arena_dir)):
-                figures[label], result = best_of(args.repeat, argv, cwd)
-                print(f"  {label:<14} {figures[label]:7.2f} s", flush=True)
-                if label == "arena run":
+            clock = root / "collect-clock.txt"
+            bench_dir = str(Path(__file__).resolve().parent)  # for -p _collect_clock
+            sides = [("bare", bare, bare_dir, bench_env(PYTHONPATH=bench_dir)),
+                     ("arena", arena, arena_dir, bench_env(PYTHONPATH=bench_dir))]
+            if args.also_package:
+                package = str(Path(args.also_package).resolve())
+                sides.append(("arena*", arena, arena_dir, bench_env(PYTHONPATH=os.pathsep.join([package, bench_dir]))))
+            runs: dict[str, list[dict]] = {}
+            # Round-robin, so that each side sees the same spells of load from other processes.
+            for _ in range(args.repeat):
+                for kind, extra in (("collect", ["--collect-only"]), ("run", ["-p", "_collect_clock"])):
+                    for side, argv, cwd, env in sides:
+                        clock.unlink(missing_ok=True)
+                        result = run_pytest([*argv, *extra], cwd, {**env, "ARENA_BENCH_CLOCK": str(clock)},
+                                            instructions=count_instructions)
+                        runs.setdefault(f"{side} {kind}", []).append(result)
+                        if kind == "run":
+                            runs.setdefault(f"{side} collection in run", []).append(
+                                {"wall": float(clock.read_text()), "cpu": float(clock.read_text()),
+                                 "instructions": None, "stdout": ""})
+            figures = {label: best(found) for label, found in runs.items()}
+            for label, result in figures.items():
+                counted = f"  {result['instructions'] / 1e9:6.2f} G instructions" if result["instructions"] else ""
+                if label.endswith("collection in run"):
+                    print(f"  {label:<24} {'':>14}  {result['cpu']:7.2f} s CPU (process start to the end of collection)")
+                    continue
+                print(f"  {label:<24} {result['wall']:7.2f} s wall  {result['cpu']:7.2f} s CPU{counted}", flush=True)
+                if label.endswith(" run") and label.startswith("arena"):
                     print(f"    {summary_line(result['stdout'], 'judge:')}; "
                           f"{summary_line(result['stdout'], 'models loaded:')}")
             requests, _ = server.counts()
         print(f"judge requests during the timed runs: {requests} (expected 0)")
-        for kind in ("collect", "run"):
-            ratio = figures[f"arena {kind}"] / figures[f"bare {kind}"]
-            verdict = "met" if ratio <= GOAL else "MISSED"
-            print(f"{kind:>8}: arena {figures[f'arena {kind}']:.2f} s / bare {figures[f'bare {kind}']:.2f} s = "
-                  f"{ratio:.2f}x  (goal <= {GOAL}x: {verdict}); "
-                  f"{(figures[f'arena {kind}'] - figures[f'bare {kind}']) / items * 1e6:.0f} us more per item")
+        if args.also_package:
+            print(f"arena*: the pytest_arena package from {args.also_package}")
+        for side in [s[0] for s in sides[1:]]:
+            for kind in ("collect", "collection in run", "run"):
+                for measure in ("wall", "cpu", "instructions"):
+                    if kind == "collection in run" and measure != "cpu":
+                        continue
+                    arena_x, bare_x = figures[f"{side} {kind}"][measure], figures[f"bare {kind}"][measure]
+                    if not arena_x or not bare_x:
+                        continue
+                    ratio = arena_x / bare_x
+                    verdict = "met" if ratio <= GOAL else "MISSED"
+                    scale, shown = (1e9, "G") if measure == "instructions" else (1, "s")
+                    per_item = "" if measure == "instructions" else f"; {(arena_x - bare_x) / items * 1e6:.0f} us more per item"
+                    print(f"{side:>6} {kind:>17} {measure:>12}: {arena_x / scale:.2f} {shown} / bare {bare_x / scale:.2f} {shown} "
+                          f"= {ratio:.2f}x  (goal <= {GOAL}x: {verdict}){per_item}")
+        print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if context is not None:
             context.cleanup()

@@ -104,6 +104,11 @@ def main() -> None:
               f"peak RSS {rerun['peak_mib']:.0f} MiB   (goal: 0 requests, no model)")
         print(f"rerun -p no:cacheprovider: {bare_rerun['wall']:6.2f} s, {bare_requests} judge requests, "
               f"models loaded: {loaded(bare_rerun['stdout'])} (no digest memo: weights hashed again)")
+        # Which heavy libraries the rerun still imports (an extra, untimed rerun: -X importtime slows it).
+        traced = run_pytest(argv, both, bench_env(PYTHONPROFILEIMPORTTIME="1"))
+        imported = {line.rsplit("|", 1)[-1].strip() for line in traced["stderr"].splitlines() if "import time:" in line}
+        heavy = [m for m in ("torch", "transformers", "openai", "numpy", "pandas", "scipy", "matplotlib") if m in imported]
+        print(f"rerun imports: {', '.join(heavy) or 'none of torch, transformers, openai, pandas, matplotlib'}")
 
         alone = root / "alone"
         (alone / "answers").mkdir(parents=True)

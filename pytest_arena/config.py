@@ -29,7 +29,7 @@ OPENAI_JUDGE_REFS = frozenset(
 LOCAL_JUDGE_REFS = frozenset({"pytest_arena.judging.local_judge:LocalJudge", "local"})
 MODES = ("pairwise", "pairwise_baseline", "single")
 SWAP_RULES = ("consistent", "independent")
-LOCAL_VERDICTS = ("text", "probability", "text_or_probability")
+LOCAL_VERDICTS = ("text", "probability", "text_or_probability", "likelihood")
 POSITION_BIAS = (None, "swap_position", "randomize_order")
 PARSERS = ("lmsys_parser", "ranking_parser", "arena_hard_parser")
 METRICS = ("elo", "bt", "pairwise", "score")
@@ -44,11 +44,28 @@ PRECISIONS = {
 PLAIN_TEMPLATE_TYPES = ("default-generation", "plain", "base")
 DEFAULT_TEMPLATES = Path(__file__).parent / "templates" / "prompt_templates.jsonl"
 RESULTS_DIR = "results"
+# How a candidate with a checkpoint generates: in this process with transformers, or with vLLM.
+BACKENDS = ("transformers", "vllm")
+
+
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """``answers_gen.<name>.api``: a candidate served over an OpenAI-compatible chat-completions API
+    (a vLLM, SGLang, TGI or Ollama server, or a hosted API) instead of a local checkpoint."""
+
+    base_url: str
+    model: str  # the name the server serves the model under
+    api_key_env: str | None = None  # None: a server without auth (sent a placeholder key)
+    max_concurrency: int = 8
+    timeout: float = 120.0
+    max_retries: int = 5
+    extra_body: dict = field(default_factory=dict)  # sent as is with every request
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One candidate of ``answers_gen``: where its weights are and how it answers."""
+    """One candidate of ``answers_gen``: where its weights are (or which server answers for it) and
+    how it answers."""
 
     name: str
     path: str  # an absolute local folder, or a hub id when no such folder exists
@@ -62,6 +79,9 @@ class ModelSpec:
     device: str | None = None
     gguf_file: str | None = None
     trust_remote_code: bool = False
+    backend: str = "transformers"
+    vllm_args: dict = field(default_factory=dict)  # passed to vllm.LLM (backend vllm)
+    api: ApiEndpoint | None = None  # set: the server answers; path, backend and the rest are unused
 
 
 @dataclass(frozen=True)
@@ -91,7 +111,8 @@ class JudgeSpec:
     prompt_cost_per_1m: float | None = None
     completion_cost_per_1m: float | None = None
     # The local judge: its checkpoint, and whether its verdict is parsed text, the probabilities of
-    # the verdict labels, or text with probabilities as the fallback.
+    # the verdict labels, text with probabilities as the fallback, or which answer the judge model
+    # finds more probable (likelihood: pairwise only).
     checkpoint: ModelSpec | None = None
     verdict: str = "text_or_probability"
 
@@ -299,10 +320,11 @@ def _override_models(root: _Section, model_paths: dict[str, str]) -> None:
     for name, model_path in model_paths.items():
         local = Path(model_path).expanduser()
         value = str(local.resolve()) if local.exists() or model_path.startswith((".", "/", "~")) else model_path
-        if isinstance(models.get(name), dict):
-            models[name] = {**models[name], "model_id_or_path": value, "enable": True}
+        if isinstance(models.get(name), dict):  # a checkpoint instead of its server, if it had one
+            kept = {k: v for k, v in models[name].items() if k != "api"}
+            models[name] = {**kept, "model_id_or_path": value, "enable": True}
         else:  # a new candidate: the first model's settings, its own answers file
-            settings = {k: v for k, v in first.items() if k not in ("output_file", "model_id_or_path", "gguf_file")}
+            settings = {k: v for k, v in first.items() if k not in ("output_file", "model_id_or_path", "gguf_file", "api")}
             models[name] = {**settings, "model_id_or_path": value, "enable": True}
 
 
@@ -331,10 +353,11 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
     for name, entry in section.data.items():
         name = str(name)
         spec = section.section(name)
-        spec.check_keys(
-            ("model_id_or_path", "revision", "precision", "enable", "template_type", "generation_config",
-             "output_file", "batch_size", "device", "gguf_file", "trust_remote_code")
-        )
+        spec.check_keys(MODEL_KEYS)
+        output_file = _output_file(spec, name, resolve, results)
+        if spec.data.get("api") is not None:
+            models[name] = _read_api_model(spec, name, output_file)
+            continue
         enable = spec.get("enable", bool, True, expected="true or false")
         raw_path = spec.get("model_id_or_path", str, expected="a local folder or a hub model id")
         if raw_path is None and enable:
@@ -350,24 +373,116 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
         template_type = spec.get("template_type", str, "chat", expected="a template type")
         gen = spec.section("generation_config")
         _check_generation_config(gen)
-        output = spec.get("output_file", str, expected="a file path")
-        if output and resolve(output).is_dir():
-            spec.fail("output_file", f"expected a file, got a folder: {resolve(output)}")
+        backend = spec.choice("backend", BACKENDS, "transformers")
+        vllm_args = _read_vllm_args(spec, backend, gen)
         models[name] = ModelSpec(
             name=name,
             path=path,
-            output_file=resolve(output) if output else results / "answers" / f"answer_{_file_stem(name)}.jsonl",
+            output_file=output_file,
             revision=_str_or_none(spec.get("revision", (str, int, float), expected="a revision")),
             precision=PRECISIONS[precision],
             enable=enable,
             use_chat_template=template_type not in PLAIN_TEMPLATE_TYPES,
             generation_config=dict(gen.data),
-            batch_size=spec.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
+            # vLLM schedules its own batches: a large chunk keeps it busy; answers are written per chunk.
+            batch_size=spec.get("batch_size", int, 256 if backend == "vllm" else 8, expected="a positive integer",
+                                check=lambda v: v > 0),
             device=spec.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto", check=_DEVICE.match),
             gguf_file=gguf_file,
             trust_remote_code=spec.get("trust_remote_code", bool, False, expected="true or false"),
+            backend=backend,
+            vllm_args=vllm_args,
         )
     return models
+
+
+MODEL_KEYS = ("model_id_or_path", "revision", "precision", "enable", "template_type", "generation_config",
+              "output_file", "batch_size", "device", "gguf_file", "trust_remote_code", "backend", "vllm_args", "api")
+# An API candidate's server holds the weights, the chat template and the device: only these apply.
+API_MODEL_KEYS = ("api", "enable", "generation_config", "output_file")
+API_KEYS = ("base_url", "model", "api_key_env", "max_concurrency", "timeout", "max_retries", "extra_body")
+_URL = re.compile(r"^https?://[^/\s]+")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _output_file(spec: _Section, name: str, resolve, results: Path) -> Path:
+    output = spec.get("output_file", str, expected="a file path")
+    if output and resolve(output).is_dir():
+        spec.fail("output_file", f"expected a file, got a folder: {resolve(output)}")
+    return resolve(output) if output else results / "answers" / f"answer_{_file_stem(name)}.jsonl"
+
+
+def _read_api_model(spec: _Section, name: str, output_file: Path) -> ModelSpec:
+    """A candidate served over an OpenAI-compatible API (``api:``) instead of a checkpoint."""
+    from .errors import UnsupportedSetting
+    from .generation.api_backend import OWN_FIELDS, chat_sampling
+
+    for key in spec.data:
+        if key not in API_MODEL_KEYS:
+            spec.fail(str(key), "not used by a candidate with api: (the server holds the model, its chat template "
+                                f"and its device); expected only {', '.join(API_MODEL_KEYS)}")
+    api = spec.section("api")
+    api.check_keys(API_KEYS)
+    base_url = api.get("base_url", str, expected="the server's URL such as http://localhost:8000/v1")
+    if base_url is None:
+        api.fail("base_url", "missing; expected the server's URL such as http://localhost:8000/v1")
+    if not _URL.match(base_url):
+        api.fail("base_url", f"expected a URL starting with http:// or https://, got {base_url!r}")
+    model = api.get("model", str, expected="the name the server serves the model under")
+    if not model:
+        api.fail("model", "missing; expected the name the server serves the model under (e.g. Qwen/Qwen2-7B-Instruct)")
+    extra_body = api.section("extra_body").data
+    for key in extra_body:
+        if key in OWN_FIELDS:
+            api.fail(f"extra_body.{key}", "set by the arena (from the question or generation_config); "
+                                          "set the sampling setting in generation_config instead")
+    gen = spec.section("generation_config")
+    _check_generation_config(gen)
+    try:
+        chat_sampling(gen.data, extra_body)
+    except UnsupportedSetting as exc:
+        gen.fail(exc.key, exc.problem)
+    positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
+    endpoint = ApiEndpoint(
+        base_url=base_url,
+        model=model,
+        api_key_env=api.get("api_key_env", str, expected="an environment variable name", check=_ENV_NAME.match),
+        max_concurrency=api.get("max_concurrency", int, 8, **positive_int),
+        timeout=float(api.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0)),
+        max_retries=api.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0),
+        extra_body=dict(extra_body),
+    )
+    return ModelSpec(name=name, path="", output_file=output_file,
+                     enable=spec.get("enable", bool, True, expected="true or false"),
+                     generation_config=dict(gen.data), api=endpoint)
+
+
+def _read_vllm_args(spec: _Section, backend: str, gen: _Section) -> dict:
+    """``vllm_args`` (passed to ``vllm.LLM``) and the settings the vllm backend cannot take."""
+    from .errors import UnsupportedSetting
+    from .generation.vllm_backend import OWN_ARGS, sampling_kwargs
+
+    args = spec.section("vllm_args")
+    if backend != "vllm":
+        if args.data:
+            spec.fail("vllm_args", "only used with backend: vllm")
+        return {}
+    for key in ("device", "gguf_file"):
+        if spec.data.get(key) is not None:
+            problem = ("vLLM places the model itself; use vllm_args.tensor_parallel_size, and CUDA_VISIBLE_DEVICES "
+                       "to choose the GPUs" if key == "device" else "not supported with backend: vllm; use a "
+                       "checkpoint folder, or backend: transformers")
+            spec.fail(key, problem)
+    for key in args.data:
+        if not isinstance(key, str):
+            args.fail(str(key), "expected a vllm.LLM argument name")
+        if key in OWN_ARGS:
+            args.fail(key, f"set by the arena; use {OWN_ARGS[key]} instead")
+    try:
+        sampling_kwargs(gen.data)
+    except UnsupportedSetting as exc:
+        gen.fail(exc.key, exc.problem)
+    return dict(args.data)
 
 
 PACKAGE_PREFIX = "package:"
@@ -517,6 +632,9 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
         checkpoint=_local_judge_checkpoint(args, resolve, max_tokens, temperature) if ref in LOCAL_JUDGE_REFS else None,
         verdict=args.choice("verdict", LOCAL_VERDICTS, "text_or_probability"),
     )
+    if judge.verdict == "likelihood" and judge.mode == "single":
+        args.fail("verdict", "likelihood compares two answers, so it needs mode pairwise or pairwise_baseline; "
+                             "for mode single use verdict text, probability or text_or_probability")
     targets = section.get("target_answers", list, expected="a list of answer files")
     review_file = section.get("review_file", str, expected="a file path")
     cache_file = section.get("cache_file", str, expected="a file path")

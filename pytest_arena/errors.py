@@ -13,3 +13,12 @@ class ArenaConfigError(ValueError):
         self.problem = problem
         location = f"{self.file}: {where}" if where else self.file
         super().__init__(f"{location}: {problem}")
+
+
+class UnsupportedSetting(ValueError):
+    """A ``generation_config`` setting that a generation backend cannot honour (config.py names the key)."""
+
+    def __init__(self, key: str, problem: str):
+        self.key = key
+        self.problem = problem
+        super().__init__(f"generation_config.{key}: {problem}")

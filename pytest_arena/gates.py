@@ -22,6 +22,15 @@ class GateResult:
     ci: tuple[float, float] | None = None
     threshold: float | None = None
 
+    def properties(self) -> list[tuple[str, object]]:
+        """The gate item's properties (JUnit XML shows them), wherever the gate is evaluated."""
+        found: list[tuple[str, object]] = [("gate", self.message)]
+        if self.value is not None:
+            found += [("gate_value", round(self.value, 4)), ("gate_threshold", self.threshold)]
+        if self.ci is not None:
+            found.append(("gate_ci", f"{self.ci[0]:.4f} .. {self.ci[1]:.4f}"))
+        return found
+
 
 def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
     """``table`` is the session's RatingTable (None when nothing was judged); ``previous`` the baseline
@@ -84,7 +93,7 @@ def _beats(gate: GateSpec, table) -> GateResult:
     return GateResult(
         passed,
         f"{gate.model} - {gate.beats}: {table.name} difference {point:+.1f} (95% CI {lower:+.1f} .. {upper:+.1f}); "
-        f"{verdict} -margin {-gate.margin:+g}",
+        f"{verdict} -margin {0.0 - gate.margin:+g}",
         value=point, ci=(lower, upper), threshold=-gate.margin,
     )
 

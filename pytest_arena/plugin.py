@@ -8,6 +8,7 @@ registered and does the rest.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -75,6 +76,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="where outputs the config does not name go (answers, reviews, report); default ./results",
     )
+    group.addoption(
+        "--arena-worker-gpus",
+        dest="arena_worker_gpus",
+        metavar="DEVICES",
+        default=None,
+        help="with pytest-xdist (-n N): the CUDA devices of each worker, e.g. 0,1,2,3 (one each) or 0+1,2+3 "
+        "(two each); each worker gets its own CUDA_VISIBLE_DEVICES.",
+    )
     parser.addini("arena_config", "default for --arena-config (relative to the ini file's folder)", default="")
     parser.addini("arena_limit", "default for --arena-limit", default="")
     parser.addini("arena_model", "default for --arena-model: NAME=PATH lines", type="linelist", default=[])
@@ -82,6 +91,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="linelist", default=[])
     parser.addini("arena_results", "default for --arena-results (relative to the ini file's folder)", default="")
     parser.addini("arena_baseline", "default for --arena-baseline (relative to the ini file's folder)", default="")
+    parser.addini("arena_worker_gpus", "default for --arena-worker-gpus", default="")
 
 
 def _path_option(config: pytest.Config, name: str) -> Path | None:
@@ -107,6 +117,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from .session import ArenaSession
 
     log = _Log(config)
+    if getattr(config, "workerinput", {}).get("arena_gpus") is not None:  # an xdist worker given devices
+        from .distributed import pin_devices
+
+        pin_devices(config.workerinput["arena_gpus"], log)  # before anything of ours imports torch
     try:
         baseline = _path_option(config, "arena_baseline")
         update = config.getoption("arena_baseline_update")
@@ -123,8 +137,33 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION_KEY] = session
     from . import fixtures
 
+    distributed = _distributed_hooks(config, session, log)
     config.pluginmanager.register(ArenaHooks(session, log), "arena-session")
     config.pluginmanager.register(fixtures, "arena-fixtures")
+    if distributed is not None:
+        config.pluginmanager.register(distributed, "arena-xdist")
+
+
+def _distributed_hooks(config: pytest.Config, session, log):
+    """Under pytest-xdist, the hooks of a worker or of the controller (``distributed``); else None."""
+    raw = config.getoption("arena_worker_gpus") or config.getini("arena_worker_gpus")
+    if hasattr(config, "workerinput"):
+        from .distributed import WorkerHooks
+
+        return WorkerHooks(session, config)  # its devices came from the controller (pytest_configure_node)
+    gpus: list[str] = []
+    if raw:
+        from .distributed import gpu_groups
+
+        gpus = gpu_groups(raw)
+    # xdist runs the session on workers (its DSession may not be registered yet: its configure is trylast too).
+    if not config.getoption("collectonly") and config.getoption("dist", "no") != "no" and config.getoption("tx", None):
+        from .distributed import ControllerHooks
+
+        return ControllerHooks(session, config, gpus)
+    if gpus:
+        log("--arena-worker-gpus applies to pytest-xdist workers (pytest -n N); this run has none")
+    return None
 
 
 def _ini_base(config: pytest.Config) -> Path:
@@ -177,16 +216,16 @@ class _Log:
         self.config = config
 
     def __call__(self, message: str) -> None:
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        worker = getattr(self.config, "workerinput", None)
+        # An xdist worker's terminal goes nowhere, but its stderr reaches the controller's.
+        reporter = None if worker else self.config.pluginmanager.get_plugin("terminalreporter")
+        line = f"arena [{worker['workerid']}]: {message}" if worker else f"arena: {message}"
         capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if reporter is None:
-            print(f"arena: {message}", file=sys.stderr)
-            return
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"arena: {message}")
-        else:
-            reporter.write_line(f"arena: {message}")
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            if reporter is None:
+                print(line, file=sys.stderr, flush=True)
+            else:
+                reporter.write_line(line)
 
 
 class ArenaHooks:
@@ -200,8 +239,8 @@ class ArenaHooks:
     def pytest_collection(self, session: pytest.Session):
         # `pytest --arena-config cfg.yaml` alone runs the arena, not the project's own tests;
         # paths given on the command line are collected as given.
-        if session.config.args_source == pytest.Config.ArgsSource.ARGS:
-            return None
+        if session.config.args_source == pytest.Config.ArgsSource.ARGS or self._arena.role == "controller":
+            return None  # (an xdist controller collects nothing: its workers do)
         session.perform_collect([str(ARENA_SUITE)])
         return True
 
@@ -258,7 +297,7 @@ class ArenaHooks:
             if exitstatus == pytest.ExitCode.INTERRUPTED:
                 self.log("interrupted: no report written (the answers and reviews done so far are kept)")
                 return
-            if not self._arena.prepared:
+            if not self._arena.prepared or self._arena.role == "worker":  # under xdist the controller reports
                 return
             self.written = self._arena.write_report()
             if not self.written and self._arena.config.review.enable and exitstatus == pytest.ExitCode.OK:
@@ -291,7 +330,14 @@ class ArenaHooks:
         if counters is not None:
             for line in judge_summary(counters, self._arena.config.review.judge):
                 terminalreporter.write_line(line)
-        loaded = ", ".join(self._arena.models_loaded) or "none (all answers cached)"
+        served = self._arena.served_counters
+        if served:
+            from .generation.api_backend import served_summary
+
+            for name, served_counters in served.items():
+                terminalreporter.write_line(served_summary(name, served_counters))
+        asked = any(c.requests for c in served.values())
+        loaded = ", ".join(self._arena.models_loaded) or ("none" if asked else "none (all answers cached)")
         terminalreporter.write_line(f"models loaded: {loaded}")
         for line in getattr(self, "written", []):
             terminalreporter.write_line(line)

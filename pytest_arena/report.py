@@ -270,7 +270,28 @@ def table_rows(table: RatingTable, previous: pd.DataFrame | None = None) -> tupl
 def format_table(table: RatingTable, previous: pd.DataFrame | None = None) -> list[str]:
     header, rows = table_rows(table, previous)
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *rows]]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *rows]]
+    note = perfect_record_note(table)
+    return lines + ([note] if note else [])
+
+
+def perfect_record_note(table: RatingTable) -> str | None:
+    """A warning when a model won or lost every battle it played, without a tie.
+
+    Bradley-Terry then has no finite maximum-likelihood rating for it (any larger gap fits better):
+    the fit's tiny regularisation sets the number, every bootstrap round sees the same perfect record,
+    so the CI collapses to the point. The order is real; the size of the gap is not.
+    """
+    if table.primary == "score" or "Wins" not in table.frame.columns:
+        return None
+    frame = table.frame
+    unbeaten = frame[(frame["Wins"] > 0) & (frame["Losses"] == 0) & (frame["Ties"] == 0)]["Model"].tolist()
+    winless = frame[(frame["Losses"] > 0) & (frame["Wins"] == 0) & (frame["Ties"] == 0)]["Model"].tolist()
+    if not unbeaten and not winless:
+        return None
+    parts = ([f"{', '.join(unbeaten)} won every battle"] if unbeaten else []) + \
+            ([f"{', '.join(winless)} lost every battle"] if winless else [])
+    return f"note: {' and '.join(parts)}: the gap has no finite estimate, the ratings shown only bound it"
 
 
 def markdown_summary(table: RatingTable, gates: list[tuple[str, bool, str]], previous=None) -> str:
@@ -279,6 +300,9 @@ def markdown_summary(table: RatingTable, gates: list[tuple[str, bool, str]], pre
     lines = ["## pytest-arena" + (" (subset run)" if table.subset else ""), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    note = perfect_record_note(table)
+    if note:
+        lines += ["", note]
     if gates:
         lines += ["", "| gate | result | detail |", "|---|---|---|"]
         lines += [f"| {gate_id} | {'passed' if passed else '**failed**'} | {message} |" for gate_id, passed, message in gates]

@@ -22,7 +22,7 @@ from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.openai_judge import missing_credentials
 from .judging.runner import Judgment, MatchJudge
 from .judging.templates import choose_template, load_templates, skipped_reference_template
-from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, gate_id, plan_against_baseline,
+from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, blocks, gate_id, plan_against_baseline,
                    plan_pairwise, plan_single)
 from .questions import Question, load_questions
 from .store import file_lock, read_jsonl
@@ -53,11 +53,19 @@ class ArenaSession:
         self.matches = self._plan()
         self.gates = list(config.gates)
         self.models_loaded: list[str] = []
+        self.served_counters: dict[str, object] = {}  # API candidates: requests, answers, tokens
         self._selected: list[Match] = list(self.matches)
         self._futures: dict[str, Future] = {}
         self._prepared = False
+        self._ready: set[str] = set()  # models whose answers this process holds
+        self._generated = False
         self._judge: MatchJudge | None = None
         self._ratings = None
+        # Under pytest-xdist (see "Several processes" below): "worker" or "controller".
+        self.role = "alone"
+        self._workers = 1
+        self._block_of: dict[str, int] | None = None
+        self._taken: set[int] = set()
 
     @classmethod
     def from_file(cls, path, *, results_dir=None, model_paths=None, **kwargs) -> "ArenaSession":
@@ -153,18 +161,40 @@ class ArenaSession:
                     raise ArenaConfigError(review.prompt_file, "", f"{exc} (question {question.question_id!r})") from None
         self._check_gates()
         # The files the run will read: a corrupt line is an error now, not after the first model loaded.
+        # (keep: the answers cache and the judge take these records instead of parsing the files again)
         for answers in self.participants.values():
-            read_jsonl(answers.output_file)
+            read_jsonl(answers.output_file, keep=True)
         if review.enable:
-            read_jsonl(review.review_file)
+            read_jsonl(review.review_file, keep=True)
+        for answers in self.participants.values():
+            # Only a model that will generate needs its settings checked: when every answer is cached
+            # (their keys hold those very settings) the check would import transformers (seconds) for nothing.
+            if answers.generates and answers.load_cached(self.questions):
+                self._check_generator(answers)
+
+    def _check_generator(self, answers: ModelAnswers) -> None:
+        """What a candidate needs beyond its config: the API key it names, vLLM installed, or
+        transformers' reading of its generation settings."""
+        spec, path, where = answers.spec, self.config.path, f"answers_gen.{answers.name}"
+        if spec.api is not None:
+            env = spec.api.api_key_env
+            if env is not None and not os.environ.get(env):
+                raise ArenaConfigError(path, f"{where}.api.api_key_env",
+                                       f"the environment variable {env} is not set (it holds the server's API key; "
+                                       "leave api_key_env out for a server without auth)")
+            return
+        if spec.backend == "vllm":
+            from .generation.vllm_backend import INSTALL_HINT, vllm_installed
+
+            if not vllm_installed():
+                raise ArenaConfigError(path, f"{where}.backend", f"vllm is not installed: {INSTALL_HINT}")
+            return
         from .generation.transformers_backend import generation_config_for
 
-        for answers in self.participants.values():
-            if answers.generates:
-                try:
-                    generation_config_for(answers.spec)
-                except ValueError as exc:
-                    raise ArenaConfigError(path, f"answers_gen.{answers.name}", str(exc)) from None
+        try:
+            generation_config_for(spec)
+        except ValueError as exc:
+            raise ArenaConfigError(path, where, str(exc)) from None
 
     def _check_gates(self) -> None:
         """Gates that could never be judged are config errors, not failures found an hour later."""
@@ -202,6 +232,8 @@ class ArenaSession:
         """What this run does (pytest's selection after -k/-m): only these are generated for and judged."""
         self._selected = list(matches)
         self.gates = list(gates)
+        if self.role == "worker" and self._selected:
+            self._block_of = blocks([m.id for m in self._selected], self._workers)
 
     @property
     def is_subset(self) -> bool:
@@ -222,7 +254,8 @@ class ArenaSession:
     # Running
 
     def prepare(self) -> None:
-        """Answers for every model the selection needs, then every selected match sent to the judge.
+        """Answers for every model the selection needs, then every selected match sent to the judge
+        (an xdist worker: those of the blocks it takes).
 
         With an API judge a match is submitted as soon as its answers exist, so judging overlaps the
         generation of later models. A local judge is a model too: it loads only after the last
@@ -234,41 +267,75 @@ class ArenaSession:
         review = self.config.review
         if review.enable and not review.judge.is_local:
             self._judge = self._make_judge()
-        ready: set[str] = set()
-        for name in self.needed_models():
-            self._answers_for(name)
-            ready.add(name)
+        waiting = self.needed_models()
+        while waiting:
+            # Processes sharing the run (xdist workers) share the models: each takes one that nobody
+            # is generating, and waits for another's only when every model left is taken.
+            name = next((n for n in waiting if self._answers_for(n, wait=False)), None)
+            if name is None:
+                name = waiting[0]
+                self._answers_for(name)
+            waiting.remove(name)
+            self._ready.add(name)
             if self._judge is not None:
-                self._submit_ready(ready)
+                self._submit_ready()
         if review.enable and self._judge is None:
             self._judge = self._make_judge()
-            self._submit_ready(ready)
-        for match in self._selected:  # answers only, or a match whose answer is missing
-            if match.id not in self._futures:
+            self._submit_ready()
+        self._generated = True
+        self._settle_unjudged()
+
+    def _settle_unjudged(self) -> None:
+        """Answers only, or a match whose answer is missing: its outcome is known without a judge."""
+        for match in self._selected:
+            if match.id not in self._futures and self._judged_here(match):
                 self._futures[match.id] = _done(self._unjudged(match))
 
     @property
     def prepared(self) -> bool:
         return self._prepared
 
-    def _answers_for(self, name: str) -> None:
+    def _answers_for(self, name: str, wait: bool = True) -> bool:
+        """Load (or generate) a model's answers; False, at once, when ``wait`` is False and another
+        process is generating them."""
         answers = self.participants[name]
         if not answers.load_cached(self.questions) or not answers.generates:
-            return
+            self._count_cached(answers, [])
+            return True
         # One generator per model across processes (another run, an xdist worker): whoever gets the
         # lock second finds the answers in the cache.
-        with file_lock(answers.output_file.with_name(answers.output_file.name + ".lock")):
+        with file_lock(answers.output_file.with_name(answers.output_file.name + ".lock"), wait=wait) as locked:
+            if not locked:
+                return False
             missing = answers.load_cached(self.questions)
+            self._count_cached(answers, missing)
             if missing:
                 self._generate(answers, missing)
+        return True
+
+    def _count_cached(self, answers: ModelAnswers, missing) -> None:
+        if answers.served:
+            from .generation.api_backend import ServedCounters
+
+            counters = self.served_counters.setdefault(answers.name, ServedCounters())
+            counters.cached = len(self.questions) - len(missing)
 
     def _generate(self, answers: ModelAnswers, missing) -> None:
-        name = answers.name
-        from .generation.gguf import loadable
-        from .generation.transformers_backend import TransformersGenerator
+        if answers.served:
+            self._ask_server(answers, missing)
+            return
+        name, spec = answers.name, answers.spec
+        if spec.backend == "vllm":
+            from .generation.vllm_backend import VllmGenerator
 
-        self.log(f"{name}: loading model {answers.spec.path}")
-        generator = TransformersGenerator(loadable(answers.spec, self.cache_dir, self._memo, self.log))
+            self.log(f"{name}: loading model {spec.path} with vLLM")
+            generator = VllmGenerator(spec)
+        else:
+            from .generation.gguf import loadable
+            from .generation.transformers_backend import TransformersGenerator
+
+            self.log(f"{name}: loading model {spec.path}")
+            generator = TransformersGenerator(loadable(spec, self.cache_dir, self._memo, self.log))
         self.models_loaded.append(name)
         try:
             if generator.chat_template_missing:
@@ -279,6 +346,19 @@ class ArenaSession:
         finally:
             generator.close()
             self.log(f"{name}: model released")
+
+    def _ask_server(self, answers: ModelAnswers, missing) -> None:
+        """An API candidate: no model loads here; its server answers, many questions at a time."""
+        from .generation.api_backend import ServedModel, public_url
+
+        api = answers.spec.api
+        served = ServedModel(answers.spec, self.served_counters[answers.name])
+        self.log(f"{answers.name}: asking {public_url(api.base_url)} (model {api.model}) for {len(missing)} answers, "
+                 f"up to {api.max_concurrency} at a time")
+        try:
+            answers.ask(missing, served, self.log)
+        finally:
+            served.close()
 
     def _make_judge(self) -> MatchJudge:
         spec = self.config.review.judge
@@ -301,6 +381,8 @@ class ArenaSession:
 
             # Importing openai costs seconds: a fully cached run never does.
             judge = LazyJudge(load_api_judge)
+            if self._workers > 1:  # max_concurrency is the whole run's: the workers share it
+                spec = dataclasses.replace(spec, max_concurrency=-(-spec.max_concurrency // self._workers))
         self._log_template_choices()
         return MatchJudge(judge, spec, self.templates, self.config.review.review_file, self._judge_identity(), self.log)
 
@@ -320,9 +402,9 @@ class ArenaSession:
         found = {m: self.participants[m].get(match.question) for m in match.models}
         return None if None in found.values() else found
 
-    def _submit_ready(self, ready: set[str]) -> None:
+    def _submit_ready(self) -> None:
         for match in self._selected:
-            if match.id in self._futures or not set(match.models) <= ready:
+            if match.id in self._futures or not set(match.models) <= self._ready or not self._judged_here(match):
                 continue
             answers = self._answers(match)
             if answers is not None:
@@ -332,12 +414,16 @@ class ArenaSession:
         """A match with no judge call: a missing answer is an error; with reviews off, answers suffice."""
         missing = [m for m in match.models if self.participants[m].get(match.question) is None]
         if missing:
-            return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}")
+            reason = self.participants[missing[0]].failures.get(match.question.key)
+            return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}"
+                                             + (f" ({reason})" if reason else ""))
         return None
 
     def judgment(self, match: Match) -> Judgment | None:
         """The match's verdict (waiting for it), or None when reviews are disabled."""
         self.prepare()
+        if match.id not in self._futures:  # an xdist worker given an item of a block it had not taken
+            self.take_block(match)
         return self._futures[match.id].result()
 
     def judgments(self) -> list[Judgment]:
@@ -378,7 +464,83 @@ class ArenaSession:
     @property
     def counters(self):
         """Judge calls, cache hits, failures and tokens of this run (None when nothing was judged)."""
+        if self.role == "controller":
+            return self._worker_counters
         return self._judge.counters if self._judge else None
+
+    # ---------------------------------------------------------------------------------------------
+    # Several processes (pytest-xdist): the workers generate and judge, the controller rates
+    #
+    # Every worker prepares the answers of the whole selection, and they share that work through the
+    # answer files and their locks (``prepare``): each model is generated once, by whichever worker
+    # takes it first. The judging is split in blocks of consecutive matches (``plan.blocks``); the
+    # controller's scheduler sends each block's items to one worker, which judges that block and no
+    # other. Each finished judgment reaches the controller as a summary on its item's report, the
+    # counters when a worker finishes; only the controller rates, evaluates gates and reports.
+
+    def work_in_blocks(self, workers: int) -> None:
+        """This process is one of ``workers`` xdist workers: it judges only the blocks it takes."""
+        self.role = "worker"
+        self._workers = workers
+
+    def take_block(self, match: Match) -> None:
+        """This process runs ``match``'s item: judge its whole block here (at once, if its answers exist)."""
+        block = self._block_of.get(match.id) if self._block_of is not None else None
+        if block is None or block in self._taken:
+            return
+        self._taken.add(block)
+        if self._judge is not None:
+            self._submit_ready()
+        if self._generated:
+            self._settle_unjudged()
+
+    def _judged_here(self, match: Match) -> bool:
+        return self._block_of is None or self._block_of.get(match.id) in self._taken
+
+    def judgment_summary(self, match: Match) -> dict | None:
+        """The finished judgment of a match judged here, as plain data (None: not judged here, or reviews off)."""
+        future = self._futures.get(match.id)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        judgment = future.result()
+        return judgment.summary() if judgment is not None else None
+
+    def worker_output(self) -> dict:
+        """What the controller adds up when this worker finishes."""
+        return {"counters": _counts(self._judge.counters) if self._judge else None,
+                "models_loaded": list(self.models_loaded),
+                "served": {name: _counts(counters) for name, counters in self.served_counters.items()}}
+
+    def receive_from_workers(self) -> None:
+        """This process is the xdist controller: workers prepare and judge, it gets their results."""
+        self.role = "controller"
+        self._worker_counters = None
+        self._by_id = {m.id: m for m in self.matches}
+
+    def worker_ran(self) -> None:
+        """A worker ran an arena item: there is a run to report on, even when nothing was judged."""
+        self._prepared = True
+
+    def receive_judgment(self, summary: dict) -> None:
+        match = self._by_id[summary["id"]]
+        self._futures[match.id] = _done(Judgment.from_summary(match, summary))
+        self._ratings = None
+
+    def receive_worker_output(self, output: dict) -> None:
+        if output.get("counters") is not None:
+            from .judging.runner import JudgeCounters
+
+            self._worker_counters = self._worker_counters or JudgeCounters()
+            self._worker_counters.add(**output["counters"])
+        self.models_loaded.extend(output.get("models_loaded", ()))
+        for name, counts in output.get("served", {}).items():
+            # The worker that asked the server has the real figures; the others read its answers
+            # from the file and would count them all as cached.
+            known = self.served_counters.get(name)
+            if known is None or _work(counts) > _work(_counts(known)):
+                from .generation.api_backend import ServedCounters
+
+                self.served_counters[name] = ServedCounters(**counts)
 
     # ---------------------------------------------------------------------------------------------
     # Ratings, gates, report
@@ -412,9 +574,10 @@ class ArenaSession:
     def gate_result(self, gate: GateSpec):
         from .gates import evaluate_gate
 
-        self.prepare()
-        for match in self._selected:  # every verdict of the run is in before any gate is judged
-            self._futures[match.id].exception()
+        if self.role != "controller":  # the controller has every verdict before its scheduler sends a gate
+            self.prepare()
+            for match in self._selected:  # every verdict of the run is in before any gate is judged
+                self._futures[match.id].exception()
         result = evaluate_gate(gate, self.ratings(), self.previous)
         self.gate_results[self.gate_id(gate)] = result
         return result
@@ -478,15 +641,30 @@ class LazyJudge:
         self._lock = threading.Lock()
 
     def complete(self, *args, **kwargs):
+        return self._built().complete(*args, **kwargs)
+
+    def compare(self, *args, **kwargs):
+        return self._built().compare(*args, **kwargs)
+
+    def _built(self):
         with self._lock:
             if self._judge is None:
                 self._judge = self._build()
-        return self._judge.complete(*args, **kwargs)
+        return self._judge
 
     def close(self) -> None:
         with self._lock:
             if self._judge is not None:
                 self._judge.close()
+
+
+def _counts(counters) -> dict[str, int]:
+    """A counters dataclass as plain data (its lock left out), to send to the xdist controller."""
+    return {f.name: getattr(counters, f.name) for f in dataclasses.fields(counters) if not f.name.startswith("_")}
+
+
+def _work(counts: dict[str, int]) -> int:
+    return counts.get("requests", 0) + counts.get("answered", 0) + counts.get("failed", 0)
 
 
 def _done(value) -> Future:

@@ -253,7 +253,7 @@ def test_a_call_that_keeps_failing_fails_only_its_item_and_is_asked_again_later(
         (Fault(kind="finish", finish_reason="length", content="Let me think about [[A"),
          "unparseable verdict (the reply was cut off at max_tokens: finish_reason length)*"),
         (Fault(kind="garbage"), "judge call failed:*"),
-        (Fault(kind="empty_choices"), "judge call failed: the judge's reply has no choices*"),
+        (Fault(kind="empty_choices"), "judge call failed: the reply has no choices*"),
         (Fault(kind="reset"), "judge call failed: APIConnectionError*"),
         (Fault(kind="finish", finish_reason="content_filter", content=""),
          "unparseable verdict (the judge's content filter stopped the reply)*"),

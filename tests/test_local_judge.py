@@ -4,13 +4,16 @@ calls, and its wiring from cfg_arena.yaml. Offline, CPU, tiny random-weight chec
 from __future__ import annotations
 
 import gc
+import math
 import os
+import re
 import threading
 import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pytest_arena.config import JudgeSpec, ModelSpec, load_config
@@ -237,6 +240,115 @@ def test_tokenizer_without_chat_template_gets_plain_text(checkpoints):
 
 
 # --------------------------------------------------------------------------------------------------
+# Likelihood verdicts
+
+LIKELIHOOD_LINE = re.compile(r"A (-?\d+\.\d+|-inf) \((\d+) tokens\), B (-?\d+\.\d+|-inf) \((\d+) tokens\) -> \[\[(.+)\]\]$")
+QUESTIONS = ["What is the capital of France?", "Name three colours.", "Why is the sea salty? Explain."]
+ANSWERS = ["Paris is the capital of France.", "red green blue", "Rivers carry salt from rocks into the sea, "
+           "and evaporation leaves it behind.", "zq xv kk lorem", "I do not know.", "The the the the the the."]
+
+
+@pytest.fixture(scope="module")
+def likelihood_judge(checkpoints):
+    judge = make_judge(checkpoints["chat"], "likelihood")
+    yield judge
+    judge.close()
+
+
+def shown(text: str) -> tuple[float, int, float, int, str]:
+    match = LIKELIHOOD_LINE.search(text)
+    assert match, text
+    a, na, b, nb, label = match.groups()
+    return float(a), int(na), float(b), int(nb), label
+
+
+def reference_mean(judge: LocalJudge, turns: list[tuple[str, str]]) -> tuple[float, int]:
+    """Written apart from the judge: each turn's answer scored in its own unpadded row, one at a time."""
+    import torch
+
+    tokenizer, model = judge.generator.tokenizer, judge.generator.model
+    messages, total, count = [], 0.0, 0
+    for question, answer in turns:
+        messages.append({"role": "user", "content": question})
+        context = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
+        full_ids = tokenizer(context + answer, add_special_tokens=False)["input_ids"]
+        assert full_ids[:len(context_ids)] == context_ids
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model(torch.tensor([full_ids])).logits[0].float(), dim=-1)
+        for position in range(len(context_ids), len(full_ids)):
+            total += log_probs[position - 1, full_ids[position]].item()
+            count += 1
+        messages.append({"role": "assistant", "content": answer})
+    return total / count, count
+
+
+def test_likelihood_verdict_matches_a_plain_unbatched_computation(likelihood_judge):
+    cases = [(q, a, b) for q in QUESTIONS for a, b in zip(ANSWERS, ANSWERS[1:])]
+    before = likelihood_judge.batches_run
+    with ThreadPoolExecutor(8) as pool:  # concurrent calls share padded batches
+        replies = list(pool.map(lambda c: likelihood_judge.compare((c[0],), (c[1],), (c[2],), "[[A]]"), cases))
+    assert likelihood_judge.batches_run - before < len(cases)
+    for (question, a, b), reply in zip(cases, replies):
+        mean_a, tokens_a, mean_b, tokens_b, label = shown(reply.text)
+        expected_a, count_a = reference_mean(likelihood_judge, [(question, a)])
+        expected_b, count_b = reference_mean(likelihood_judge, [(question, b)])
+        assert (tokens_a, tokens_b) == (count_a, count_b)
+        assert mean_a == pytest.approx(expected_a, abs=6e-4) and mean_b == pytest.approx(expected_b, abs=6e-4)
+        assert label == ("A" if mean_a > mean_b else "B" if mean_b > mean_a else "C")
+        assert lmsys_parser(reply.text, "[[A]]").winner == {"A": "A", "B": "B", "C": "tie"}[label]
+        assert reply.prompt_tokens > tokens_a + tokens_b and reply.completion_tokens == 0
+
+
+def test_likelihood_verdict_does_not_depend_on_the_order_shown(likelihood_judge):
+    question = (QUESTIONS[0],)
+    forward = shown(likelihood_judge.compare(question, (ANSWERS[0],), (ANSWERS[3],), "[[A]]").text)
+    backward = shown(likelihood_judge.compare(question, (ANSWERS[3],), (ANSWERS[0],), "[[A]]").text)
+    assert forward[:4] == backward[2:4] + backward[:2]
+    assert {forward[4], backward[4]} == {"A", "B"}
+    same = shown(likelihood_judge.compare(question, (ANSWERS[0],), (ANSWERS[0],), "[[A]]").text)
+    assert same[4] == "C"
+
+
+def test_likelihood_verdict_in_small_chunks_equals_one_batch(likelihood_judge, monkeypatch):
+    import pytest_arena.judging.local_judge as local_judge
+
+    question = (QUESTIONS[2],)
+    whole = likelihood_judge.compare(question, (ANSWERS[2],), (ANSWERS[5],), "[[A]]").text
+    monkeypatch.setattr(local_judge, "LOGITS_BUDGET_BYTES", 1)  # one row per forward pass
+    assert likelihood_judge.compare(question, (ANSWERS[2],), (ANSWERS[5],), "[[A]]").text == whole
+
+
+def test_likelihood_verdict_scores_every_turn_of_a_conversation(likelihood_judge):
+    questions = (QUESTIONS[0], "And of Italy?")
+    a, b = (ANSWERS[0], "Rome is the capital of Italy."), (ANSWERS[4], ANSWERS[3])
+    mean_a, tokens_a, mean_b, tokens_b, _ = shown(likelihood_judge.compare(questions, a, b, "[[A]]").text)
+    expected_a, count_a = reference_mean(likelihood_judge, list(zip(questions, a)))
+    expected_b, count_b = reference_mean(likelihood_judge, list(zip(questions, b)))
+    assert (tokens_a, tokens_b) == (count_a, count_b)
+    assert mean_a == pytest.approx(expected_a, abs=6e-4) and mean_b == pytest.approx(expected_b, abs=6e-4)
+
+
+def test_an_empty_answer_loses_and_two_empty_answers_tie(likelihood_judge):
+    question = (QUESTIONS[1],)
+    empty_first = shown(likelihood_judge.compare(question, ("",), (ANSWERS[1],), "[[A]]").text)
+    assert empty_first[0] == -math.inf and empty_first[1] == 0 and empty_first[4] == "B"
+    assert shown(likelihood_judge.compare(question, ("",), ("",), "[[A]]").text)[4] == "C"
+
+
+def test_likelihood_verdict_writes_arena_hard_labels_and_refuses_ratings(checkpoints, likelihood_judge):
+    judge = make_judge(checkpoints["chat"], "likelihood", parser="arena_hard_parser")
+    try:
+        reply = judge.compare((QUESTIONS[0],), (ANSWERS[0],), (ANSWERS[3],), "[[A>>B]]")
+    finally:
+        judge.close()
+    assert arena_hard_parser(reply.text, "[[A>>B]]").winner in ("A", "B")
+    assert shown(reply.text)[4] in ("A>B", "B>A")  # a likelihood gap is never a strong verdict
+    with pytest.raises(ValueError, match="pairwise template"):
+        likelihood_judge.compare((QUESTIONS[0],), (ANSWERS[0],), (ANSWERS[3],), "[[rating]]")
+
+
+# --------------------------------------------------------------------------------------------------
 # Batching concurrent calls
 
 
@@ -415,3 +527,26 @@ def test_batcher_under_load_hands_every_caller_its_own_result():
         expected = "RuntimeError: thirteen" if i == 13 else ("even" if i % 2 == 0 else "odd", i * 2)
         assert result == expected
     assert max(sizes) <= 4 and len(sizes) < 200
+
+
+def test_an_arena_judged_by_likelihood_runs_and_reruns_from_its_cache(arena_project, checkpoints):
+    judge = {"ref": "local", "args": {"model_id_or_path": str(checkpoints["chat"]), "precision": "torch.float32",
+                                      "verdict": "likelihood", "max_concurrency": 4, "batch_size": 4}}
+    arena_project.write(arena_project.config(questions=3, models=("tiny-a", "tiny-b"), reviews_gen__reviewer=judge,
+                                             gates=[{"model": "tiny-a", "beats": "tiny-b"}]))
+    first = arena_project.run()
+    first.assert_outcomes(passed=4)
+    assert "judge: loading local model" in first.stdout.str()
+    reviews = arena_project.read_jsonl("reviews/review_gpt4.jsonl")
+    assert len(reviews) == 3
+    for record in reviews:
+        mean_a, _, mean_b, _, label = shown(record["review_text"])
+        assert record["win"] == {"A": "model_a", "B": "model_b", "C": "tie"}[label]
+        assert label == ("A" if mean_a > mean_b else "B" if mean_b > mean_a else "C")
+    report = pd.read_csv(arena_project.root / "reports/elo_rating.csv")
+    wins_a = sum(1 for r in reviews if r["win"] == "model_a")
+    assert report.set_index("Model").loc["tiny-a", "Wins"] == wins_a
+    again = arena_project.run()
+    again.assert_outcomes(passed=4)
+    assert "judge: loading local model" not in again.stdout.str()
+    again.stdout.fnmatch_lines(["judge: 0 calls, 3 from cache, 0 failed*"])

@@ -539,3 +539,23 @@ def test_rating_module_does_not_import_pytest():
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "pytest" not in imported
     assert {"numpy", "pandas", "scipy"} <= imported
+
+
+def test_table_notes_a_perfect_record_whose_gap_has_no_finite_estimate():
+    from pytest_arena.config import RatingSpec
+    from pytest_arena.report import format_table, markdown_summary
+
+    spec = RatingSpec(metrics=("bt",), bootstrap_rounds=50, seed=0)
+    swept = report_table(table([("good", "bad", "model_a")] * 6 + [("bad", "good", "model_b")] * 6), spec)
+    note = format_table(swept)[-1]
+    assert note.startswith("note: good won every battle and bad lost every battle")
+    assert note in markdown_summary(swept, [])
+    # One tie is enough for a finite maximum-likelihood gap: no note then.
+    tied = report_table(table([("good", "bad", "model_a")] * 6 + [("bad", "good", "tie")]), spec)
+    assert not format_table(tied)[-1].startswith("note:")
+
+
+def report_table(battles, spec):
+    from pytest_arena.report import battle_table
+
+    return battle_table(battles, ["good", "bad"], spec)

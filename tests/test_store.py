@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_arena.store import JsonlAppender, cache_key, read_jsonl, write_atomic
+from pytest_arena.store import JsonlAppender, cache_key, file_lock, read_jsonl, write_atomic
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -208,3 +208,31 @@ def test_write_atomic_replaces_and_leaves_no_temp_file(tmp_path):
     write_atomic(path, "Model,Elo_Rating\nnew,1010\n")
     assert path.read_text(encoding="utf-8") == "Model,Elo_Rating\nnew,1010\n"
     assert [p.name for p in path.parent.iterdir()] == ["rating.csv"]
+
+
+def test_file_lock_without_waiting_says_whether_it_got_the_lock(tmp_path):
+    # flock locks belong to an open file: a second open conflicts as another process's would (xdist workers).
+    path = tmp_path / "answers.jsonl.lock"
+    with file_lock(path) as held:
+        assert held is True
+        with file_lock(path, wait=False) as second:
+            assert second is False
+    with file_lock(path, wait=False) as free:
+        assert free is True
+
+
+def test_records_kept_by_a_check_are_read_once_and_only_while_the_file_is_unchanged(tmp_path):
+    from pytest_arena.store import JsonlFollower
+
+    path = tmp_path / "reviews.jsonl"
+    path.write_text('{"n": 1}\n{"n": 2}\n{"n": 3}', encoding="utf-8")  # the last line lacks its newline
+    checked = read_jsonl(path, keep=True)
+    assert [r["n"] for r in checked] == [1, 2, 3]
+    follower = JsonlFollower(path)
+    assert follower.read_new() == [{"n": 1}, {"n": 2}]  # handed over: complete lines only, as when read
+    assert follower.offset == len('{"n": 1}\n{"n": 2}\n')
+    assert read_jsonl(path) == checked  # nothing kept any more: read from the file, same records
+
+    read_jsonl(path, keep=True)
+    JsonlAppender(path).append({"n": 4})  # the file changed after the check: the kept records are stale
+    assert [r["n"] for r in JsonlFollower(path).read_new()] == [1, 2, 3, 4]

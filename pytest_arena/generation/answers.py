@@ -2,8 +2,9 @@
 
 A model's ``output_file`` is both EvalScope's answer file and the answer cache. A record is reused
 when its ``metadata.cache_key`` matches: same checkpoint bytes, generation settings, prompt format,
-question and seed. A participant without a model (``enable: false``, or a ``target_answers`` file)
-answers only from its file.
+question and seed (for a candidate behind an API: same served model name, server URL, request
+settings and question). A participant without a model (``enable: false``, or a ``target_answers``
+file) answers only from its file.
 """
 
 from __future__ import annotations
@@ -47,12 +48,21 @@ class ModelAnswers:
         self._memo = memo
         self._fingerprint: str | None = None
         self._answers: dict[int | str, Answer] = {}
+        # Why a question has no answer (an API candidate's failed call), for the matches that needed it.
+        self.failures: dict[int | str, str] = {}
 
     @property
     def generates(self) -> bool:
         return self.spec is not None
 
+    @property
+    def served(self) -> bool:
+        """Answered by a server over an OpenAI-compatible API, not by a local checkpoint."""
+        return self.spec is not None and self.spec.api is not None
+
     def key(self, question: Question) -> str:
+        if self.served:
+            return self._served_key(question)
         if self._fingerprint is None:
             self._fingerprint = checkpoint_fingerprint(
                 self.spec.path, self.spec.revision, self.spec.gguf_file, self._memo
@@ -67,7 +77,27 @@ class ModelAnswers:
             generation_config=self.spec.generation_config,
             seed=self.seed,
             turns=list(question.turns),
+            **self._backend_key_parts(),
         )
+
+    def _backend_key_parts(self) -> dict:
+        """Another engine writes other answers from the same weights and seed (transformers adds nothing,
+        so the keys of existing answer files stay valid)."""
+        if self.spec.backend == "transformers":
+            return {}
+        from .vllm_backend import cache_relevant_args
+
+        return {"backend": self.spec.backend, "vllm_args": cache_relevant_args(self.spec.vllm_args)}
+
+    def _served_key(self, question: Question) -> str:
+        """No weights to hash: the served model's name, the server, the request's settings, the question."""
+        from .api_backend import chat_sampling, public_url
+
+        api = self.spec.api
+        sampling = chat_sampling(self.spec.generation_config, api.extra_body)
+        return cache_key(kind="answer", api_model=api.model, base_url=public_url(api.base_url),
+                         temperature=sampling.temperature, max_tokens=sampling.max_tokens, request=sampling.body,
+                         turns=list(question.turns))
 
     def load_cached(self, questions: list[Question]) -> list[Question]:
         """Take what the answers file already holds; return the questions still unanswered."""
@@ -127,27 +157,82 @@ class ModelAnswers:
                 tokens[q.key][0] += out.prompt_tokens
                 tokens[q.key][1] += out.completion_tokens
         seconds = (time.perf_counter() - started) / len(questions)
-        records = []
-        for q in questions:
-            record = {
-                **q.to_record(),
-                "model_id": self.name,
-                "answer": answers[q.key][-1],
-                "metadata": {
-                    "cache_key": self.key(q),
-                    "model_path": self.spec.path,
+        backend = {} if self.spec.backend == "transformers" else {"backend": self.spec.backend}
+        return [
+            self._record(q, answers[q.key], {
+                "model_path": self.spec.path,
+                **backend,
+                "generation_config": self.spec.generation_config,
+                "chat_template": self.spec.use_chat_template and not generator.chat_template_missing,
+                "seed": self.seed,
+                "prompt_tokens": tokens[q.key][0],
+                "completion_tokens": tokens[q.key][1],
+                "seconds": round(seconds, 4),
+            })
+            for q in questions
+        ]
+
+    def _record(self, question: Question, turns: list[str], metadata: dict) -> dict:
+        """An EvalScope answer record (``answer`` is the last turn's; ``answer_turns`` holds them all)."""
+        record = {
+            **question.to_record(),
+            "model_id": self.name,
+            "answer": turns[-1],
+            "metadata": {"cache_key": self.key(question), **metadata},
+        }
+        if len(question.turns) > 1:
+            record["answer_turns"] = list(turns)
+        return record
+
+    def ask(self, questions: list[Question], served, log: Callable[[str], None]) -> None:
+        """Answer ``questions`` from an API candidate's server, up to its ``max_concurrency`` at a time.
+
+        Each answer is appended to the answers file as it arrives. A question the server could not
+        answer (after the client's retries) gets no record, so the next run asks again; its reason is
+        kept in ``failures`` for the matches that needed it, and the other questions go on.
+        """
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from .api_backend import AnswerFailed, public_url
+
+        api = served.api
+        appender = JsonlAppender(self.output_file)
+        pool = ThreadPoolExecutor(max_workers=min(served.max_concurrency, len(questions)),
+                                  thread_name_prefix=f"arena-{self.name}")
+        step = max(1, len(questions) // 10)
+        received = 0
+        try:
+            futures = {pool.submit(served.answer, q.turns): q for q in questions}
+            for finished, future in enumerate(as_completed(futures), start=1):
+                question = futures[future]
+                try:
+                    reply = future.result()
+                except AnswerFailed as exc:
+                    self.failures[question.key] = str(exc)
+                    served.counters.add(failed=1)
+                    log(f"{self.name}: no answer to question {question.question_id!r}: {exc}")
+                    continue
+                record = self._record(question, list(reply.turns), {
+                    "api": {"base_url": public_url(api.base_url), "model": api.model},
                     "generation_config": self.spec.generation_config,
-                    "chat_template": self.spec.use_chat_template and not generator.chat_template_missing,
-                    "seed": self.seed,
-                    "prompt_tokens": tokens[q.key][0],
-                    "completion_tokens": tokens[q.key][1],
-                    "seconds": round(seconds, 4),
-                },
-            }
-            if len(q.turns) > 1:
-                record["answer_turns"] = answers[q.key]
-            records.append(record)
-        return records
+                    "request": {"temperature": served.sampling.temperature, "max_tokens": served.sampling.max_tokens,
+                                **served.sampling.body},
+                    "finish_reason": reply.finish_reason,
+                    "prompt_tokens": reply.prompt_tokens,
+                    "completion_tokens": reply.completion_tokens,
+                    "seconds": round(reply.seconds, 4),
+                })
+                appender.append(record)
+                self._answers[question.key] = answer_from_record(self.name, question.question_id, record)
+                self.failures.pop(question.key, None)
+                served.counters.add(answered=1)
+                received += 1
+                if finished % step == 0 or finished == len(questions):
+                    log(f"{self.name}: {received}/{len(questions)} answers received")
+        finally:
+            # Ctrl-C or a crash: questions not yet sent are dropped; what arrived is on disk already.
+            pool.shutdown(wait=False, cancel_futures=True)
+            appender.close()
 
     def get(self, question: Question) -> Answer | None:
         return self._answers.get(question.key)

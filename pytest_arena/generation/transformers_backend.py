@@ -53,7 +53,26 @@ def pick_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-class TransformersGenerator:
+class ChatPrompts:
+    """How a conversation becomes prompt text, shared by the generators of every backend so all of them
+    prompt a checkpoint alike. Needs ``spec``, ``tokenizer`` and ``chat_template_missing``."""
+
+    @property
+    def uses_chat_template(self) -> bool:
+        """Prompts are rendered with the tokenizer's chat template (which holds its own special tokens)."""
+        return self.spec.use_chat_template and not self.chat_template_missing
+
+    def render(self, messages: list[dict]) -> str:
+        """The prompt text for a conversation: the chat template, or the plain question."""
+        if self.uses_chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # Base models see the conversation as plain text; a single question is just its text.
+        if len(messages) == 1:
+            return messages[0]["content"]
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
+
+class TransformersGenerator(ChatPrompts):
     def __init__(self, spec: ModelSpec):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -83,20 +102,6 @@ class TransformersGenerator:
             self.generation_config.pad_token_id = self.tokenizer.pad_token_id
         self.load_seconds = time.perf_counter() - started
         self.chat_template_missing = spec.use_chat_template and not getattr(self.tokenizer, "chat_template", None)
-
-    @property
-    def uses_chat_template(self) -> bool:
-        """Prompts are rendered with the tokenizer's chat template (which holds its own special tokens)."""
-        return self.spec.use_chat_template and not self.chat_template_missing
-
-    def render(self, messages: list[dict]) -> str:
-        """The prompt text for a conversation: the chat template, or the plain question."""
-        if self.uses_chat_template:
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        # Base models see the conversation as plain text; a single question is just its text.
-        if len(messages) == 1:
-            return messages[0]["content"]
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
     def generate(self, conversations: list[list[dict]], seed: int) -> list[GeneratedText]:
         """Answers for each conversation (its last message is the user's), batched."""

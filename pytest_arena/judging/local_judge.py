@@ -14,6 +14,15 @@ verdict in one of three ways, chosen by ``reviews_gen.reviewer.args.verdict``:
 * ``text_or_probability`` (default): the review is written; when the parser cannot read a verdict in
   it, the probability verdict -- conditioned on the review -- is appended on a line of its own, so the
   record keeps both and the parser reads the final verdict.
+* ``likelihood`` (pairwise modes only): no prompt about the answers at all. The judge model reads each
+  answer as its own reply to the question (the conversation in its chat template) and the answer
+  with the higher mean log-probability per token wins; equal to the three decimals shown is a tie. The
+  reply is a line the parser reads, e.g. ``Mean log-probability per answer token: A -1.234 (32 tokens),
+  B -3.456 (32 tokens) -> [[A]]``. It is a fluency check, not a reading of the content: it catches
+  a candidate that writes gibberish, drifts off language or degenerates, which a judge too small to
+  follow a rubric (the offline demo's 135M model) cannot otherwise see; it cannot tell a correct
+  answer from a fluent wrong one, and it favours bland, repetitive text. Two forward passes per
+  judgment over short rows, so it is the cheapest verdict on a CPU.
 
 Probability verdicts, per parser and output format:
 
@@ -59,11 +68,13 @@ from ..config import JudgeSpec
 from .openai_judge import JudgeCallError, JudgeReply
 from .parsers import VerdictParseError, parse_verdict
 
-VERDICTS = ("text", "probability", "text_or_probability")
+VERDICTS = ("text", "probability", "text_or_probability", "likelihood")
 #: the parsers whose formats a synthetic verdict line can be written in
 PROBABILITY_PARSERS = ("lmsys_parser", "arena_hard_parser")
 #: how long the leader of a batch waits for more concurrent calls to join it
 MAX_WAIT_SECONDS = 0.02
+#: likelihood verdicts need full logits (rows x width x vocabulary floats): at most this much at once
+LOGITS_BUDGET_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
@@ -341,8 +352,8 @@ class LocalJudge:
             raise ValueError("the local judge needs a checkpoint (reviews_gen.reviewer.args.model_id_or_path)")
         if spec.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}, not {spec.verdict!r}")
-        if spec.verdict == "probability" and spec.fn_completion_parser not in PROBABILITY_PARSERS:
-            raise ValueError(f"probability verdicts support {' and '.join(PROBABILITY_PARSERS)}, "
+        if spec.verdict in ("probability", "likelihood") and spec.fn_completion_parser not in PROBABILITY_PARSERS:
+            raise ValueError(f"{spec.verdict} verdicts support {' and '.join(PROBABILITY_PARSERS)}, "
                              f"not {spec.fn_completion_parser}")
         self.spec = spec
         self.generator = TransformersGenerator(spec.checkpoint)
@@ -400,6 +411,20 @@ class LocalJudge:
                     break
         return JudgeReply(text, finish, generated.prompt_tokens, generated.completion_tokens)
 
+    def compare(self, question: tuple[str, ...], answer_a: tuple[str, ...], answer_b: tuple[str, ...],
+                output_format: str | None = None) -> JudgeReply:
+        """The likelihood verdict on two answers (turn by turn) to a question (module docstring)."""
+        if self._closed:
+            raise JudgeCallError("the local judge is closed")
+        labels = verdict_labels(self.spec.fn_completion_parser, output_format)
+        if labels.kind != "choice":
+            raise ValueError("likelihood verdicts compare two answers: they need a pairwise template")
+        rows_a, rows_b = self._answer_rows(question, answer_a), self._answer_rows(question, answer_b)
+        scored = self._batcher.submit("likelihood", rows_a + rows_b)
+        sides = [_mean_log_probability(scored[:len(rows_a)]), _mean_log_probability(scored[len(rows_a):])]
+        prompt_tokens = sum(len(context) + len(target) for context, target in rows_a + rows_b)
+        return JudgeReply(likelihood_line(labels, sides), "stop", prompt_tokens, 0)
+
     def close(self) -> None:
         """Release the model (and its GPU memory); later calls fail with JudgeCallError."""
         with self._model_lock:
@@ -446,6 +471,33 @@ class LocalJudge:
         (ids,), _ = self._encode([rendered])
         return len(ids)
 
+    # -- likelihood verdicts
+
+    def _answer_rows(self, question: tuple[str, ...], answer: tuple[str, ...]) -> list[tuple[list[int], list[int]]]:
+        """(context, answer tokens) per turn: the conversation so far, rendered as the judge's own
+        prompt, then the answer's turn as the reply it would score."""
+        messages: list[dict] = []
+        texts = []
+        for asked, answered in zip(question, answer):
+            messages.append({"role": "user", "content": asked})
+            context = self._render_messages(messages)
+            texts.append((context, answered))
+            messages.append({"role": "assistant", "content": answered})
+        encoded, specials = self._encode([t for context, answered in texts for t in (context, context + answered)])
+        rows = []
+        for i in range(len(texts)):
+            # An end-of-text token a plain-text tokenizer appends belongs to neither part.
+            context, full = (_strip_trailing(ids, specials) for ids in encoded[2 * i:2 * i + 2])
+            # The answer is what tokenizing it after the context adds (the tokenizer's own split).
+            start = _common_prefix(context, full)
+            rows.append((full[:start], full[start:]))
+        return rows
+
+    def _render_messages(self, messages: list[dict]) -> str:
+        if self.generator.uses_chat_template:
+            return self.generator.render(messages)
+        return "\n\n".join(m["content"] for m in messages) + "\n\n"
+
     # -- probability verdicts
 
     def _probability_verdict(self, rendered: str, labels: VerdictLabels) -> str:
@@ -482,7 +534,48 @@ class LocalJudge:
             if kind == "generate":
                 with self._tokenizer_lock:  # generation pads and decodes with the shared tokenizer
                     return self.generator.generate_prompts(payloads, seed=self.spec.random_seed)
+            if kind == "likelihood":
+                return self._log_likelihoods(payloads)
             return self._forward(payloads)
+
+    def _log_likelihoods(self, calls: list[list[tuple[list[int], list[int]]]]) -> list[list[tuple[float, int]]]:
+        """For each call's rows (context, target): the target's summed log-probability and length."""
+        import torch
+
+        model = self.generator.model
+        rows = [row for call in calls for row in call]
+        results: list[tuple[float, int]] = []
+        pad = self.generator.generation_config.pad_token_id or 0
+        vocab = model.get_output_embeddings().weight.shape[0]
+        width = max(len(c) + len(t) for c, t in rows)
+        chunk = max(1, LOGITS_BUDGET_BYTES // max(1, width * vocab * 4))
+        for first in range(0, len(rows), chunk):
+            part = rows[first:first + chunk]
+            part_width = max(len(c) + len(t) for c, t in part)
+            input_ids = torch.full((len(part), part_width), pad, dtype=torch.long)
+            attention_mask = torch.zeros((len(part), part_width), dtype=torch.long)
+            for i, (context, target) in enumerate(part):
+                ids = context + target
+                input_ids[i, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+                attention_mask[i, :len(ids)] = 1
+            with torch.inference_mode():
+                logits = model(input_ids=input_ids.to(model.device), attention_mask=attention_mask.to(model.device),
+                               use_cache=False).logits
+                for i, (context, target) in enumerate(part):
+                    if not target or not context:
+                        results.append((0.0, 0))
+                        continue
+                    # The logits at position p predict token p + 1.
+                    span = logits[i, len(context) - 1:len(context) + len(target) - 1].float()
+                    wanted = torch.tensor(target, dtype=torch.long, device=span.device).unsqueeze(1)
+                    total = torch.log_softmax(span, dim=-1).gather(1, wanted).sum().item()
+                    results.append((total, len(target)))
+            del logits
+        out, at = [], 0
+        for call in calls:
+            out.append(results[at:at + len(call)])
+            at += len(call)
+        return out
 
     def _forward(self, queries: list[_LabelQuery]) -> list[list[dict[int, float]]]:
         """One forward pass over every row of every query; for each query, the log-probabilities of
@@ -526,6 +619,41 @@ class LocalJudge:
                 results.append(distributions)
                 first_row += len(query.rows)
         return results
+
+
+def _mean_log_probability(rows: list[tuple[float, int]]) -> tuple[float, int]:
+    """(mean log-probability per token, tokens) over an answer's turns; an empty answer scores -inf."""
+    tokens = sum(n for _, n in rows)
+    if tokens == 0:
+        return -math.inf, 0
+    return sum(total for total, _ in rows) / tokens, tokens
+
+
+def likelihood_line(labels: VerdictLabels, sides: list[tuple[float, int]]) -> str:
+    """The synthetic reply of a likelihood verdict, in the format the parser reads.
+
+    The higher mean wins; means equal to the three decimals shown (or two empty answers) are a tie,
+    so the line never claims a difference it does not show.
+    """
+    (mean_a, tokens_a), (mean_b, tokens_b) = sides
+    shown_a, shown_b = (round(v, 3) if math.isfinite(v) else v for v in (mean_a, mean_b))
+    if shown_a == shown_b:
+        outcome = "tie"
+    else:
+        outcome = "A" if shown_a > shown_b else "B"
+    if labels.labels == ARENA_HARD_LABELS.labels:
+        label = {"A": "A>B", "B": "B>A", "tie": "A=B"}[outcome]  # a likelihood gap is never "much better"
+    else:
+        label = {"A": "A", "B": "B", "tie": "C"}[outcome]
+    return (f"Mean log-probability per answer token: A {mean_a:.3f} ({tokens_a} tokens), "
+            f"B {mean_b:.3f} ({tokens_b} tokens) -> [[{label}]]")
+
+
+def _strip_trailing(ids: list[int], specials: set[int]) -> list[int]:
+    end = len(ids)
+    while end and ids[end - 1] in specials:
+        end -= 1
+    return ids[:end]
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

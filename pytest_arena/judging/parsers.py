@@ -37,6 +37,7 @@ Pure standard library; no pytest.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 from bisect import bisect_right
@@ -131,6 +132,12 @@ def _norm_format(output_format: str | None) -> str:
             f"output_format must be one of {', '.join(LMSYS_OUTPUT_FORMATS)} (or a label format such as "
             f"'[[A>B]]' for arena_hard_parser), not {output_format!r}"
         )
+    return _squash_format(output_format)
+
+
+@functools.lru_cache(maxsize=64)
+def _squash_format(output_format: str) -> str:
+    # Once per template's format, not once per reply: a run parses every stored reply.
     return re.sub(r"\s+", "", output_format).lower()
 
 
@@ -208,14 +215,15 @@ def _verdict_tokens(
 ) -> list[tuple[re.Match, object]]:
     """All matches of ``pattern`` that are answers, in order; quoted instructions are left out."""
     tokens = [(m, lab) for m in pattern.finditer(text) if (lab := label(m)) is not None]
-    line_starts = _line_starts(text)
+    # The start of a token's line is just after the last newline before it (the same offset the
+    # line_starts table gives); that table is built only for a possible menu, which needs >= 3 tokens.
     keep = [
         (m, lab)
         for m, lab in tokens
-        if not _after_example(text, m.start(), line_starts[_line_no(line_starts, m.start())])
+        if not _after_example(text, m.start(), text.rfind("\n", 0, m.start()) + 1)
     ]
     if labels_can_be_menus:
-        menu = _menu_spans(keep, line_starts)
+        menu = _menu_spans(keep, _line_starts(text)) if len(keep) >= 3 else set()
         keep = [
             (m, lab)
             for i, (m, lab) in enumerate(keep)

@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +21,7 @@ from ..config import JudgeSpec
 from ..generation.answers import Answer
 from ..plan import Battle, Scoring
 from ..store import JsonlAppender, JsonlFollower, cache_key
+from ..tally import Tally
 from .openai_judge import JudgeCallError
 from .parsers import ParsedVerdict, VerdictParseError, parse_verdict
 from .templates import PromptTemplate, choose_template, template_values
@@ -38,6 +39,9 @@ class Call:
     prompt: str
     key: str
     swapped: bool = False  # model_b's answer was shown as assistant A
+    # For a likelihood verdict, the judge compares the answers themselves, not a prompt about them:
+    # (question turns, answer A's turns, answer B's turns), in the order shown.
+    exchange: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,9 +97,20 @@ class Judgment:
         text = " ".join((failed[0].text if failed else "").split())
         return text if len(text) <= EXCERPT else "..." + text[-EXCERPT:]
 
+    def summary(self) -> dict:
+        """What the ratings need, as plain data: how an xdist worker sends the judgment to the controller."""
+        return {"id": self.match.id, "winner": self.winner, "games": [list(game) for game in self.games],
+                "score": self.score, "error": self.error}
+
+    @classmethod
+    def from_summary(cls, match: Battle | Scoring, summary: dict) -> "Judgment":
+        """The judgment a ``summary`` describes; the judge's replies stay in the review file."""
+        return cls(match, (), winner=summary["winner"], games=tuple((w, float(x)) for w, x in summary["games"]),
+                   score=summary["score"], error=summary["error"])
+
 
 @dataclass
-class JudgeCounters:
+class JudgeCounters(Tally):
     calls: int = 0
     cached: int = 0
     failed: int = 0
@@ -105,12 +120,6 @@ class JudgeCounters:
     completion_tokens: int = 0
     swapped_pairs: int = 0
     consistent_pairs: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, **amounts):
-        with self._lock:
-            for name, amount in amounts.items():
-                setattr(self, name, getattr(self, name) + amount)
 
     def cost(self, spec: JudgeSpec) -> float | None:
         if spec.prompt_cost_per_1m is None and spec.completion_cost_per_1m is None:
@@ -156,6 +165,9 @@ class MatchJudge:
         ]
 
     def _call(self, template: PromptTemplate, question, slots: dict, swapped: bool) -> Call:
+        exchange = None
+        if self.spec.verdict == "likelihood":
+            exchange = (tuple(question.turns), tuple(slots["answer_a"]), tuple(slots["answer_b"]))
         prompt = template.render(template_values(question, slots))
         key = cache_key(
             kind="review",
@@ -167,7 +179,7 @@ class MatchJudge:
             temperature=self.spec.temperature,
             max_tokens=self.spec.max_tokens,
         )
-        return Call(template, prompt, key, swapped)
+        return Call(template, prompt, key, swapped, exchange)
 
     def cached_calls(self, match, answers) -> int:
         return sum(self._from_cache(call) is not None for call in self.calls(match, answers))
@@ -217,7 +229,10 @@ class MatchJudge:
     def _ask_once(self, call: Call) -> CallResult:
         self.counters.add(calls=1)
         try:
-            reply = self.judge.complete(call.template.system_prompt, call.prompt, call.template.output_format)
+            if call.exchange is not None:
+                reply = self.judge.compare(*call.exchange, output_format=call.template.output_format)
+            else:
+                reply = self.judge.complete(call.template.system_prompt, call.prompt, call.template.output_format)
         except (JudgeCallError, ValueError) as exc:  # ValueError: a judge that cannot answer this format
             return CallResult(call, "", None, cached=False, error=f"judge call failed: {exc}")
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}

@@ -96,3 +96,18 @@ class ArenaProject:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def fixed_answers_config(project, questions: int, models: dict[str, int], **judge_args) -> dict:
+    """An arena whose candidates answer from files (enable: false): deterministic, and no model loads.
+    ``models`` maps a name to the word count of its answers, so prefer_longer gives a fixed order."""
+    config = project.config(questions=questions, models=("tiny-a",))
+    config["answers_gen"] = {}
+    for name, words in models.items():
+        path = project.root / "answers" / f"answer_{name}.jsonl"
+        path.parent.mkdir(exist_ok=True)
+        with open(path, "w") as handle:
+            for i in range(1, questions + 1):
+                handle.write(json.dumps({"question_id": i, "model_id": name,
+                                         "answer": " ".join([f"w{i}"] * words)}) + "\n")
+        config["answers_gen"][name] = {"enable": False, "output_file": str(path)}
+    config["reviews_gen"]["reviewer"]["args"].update(judge_args)
+    return config

@@ -1,4 +1,5 @@
-"""A loopback OpenAI-compatible chat-completions server that plays the judge in tests.
+"""A loopback OpenAI-compatible chat-completions server that plays the judge in tests (and, with
+``candidate_answer``, a candidate model served over the API; ``by_model`` lets one server play both).
 
 The real ``openai`` client talks to it over real HTTP, so retries, timeouts and connection
 errors go through the same code paths as with a hosted judge. Each test scripts it through
@@ -146,6 +147,36 @@ def prefer_containing(
         if b_has and not a_has:
             return "[[B]]"
         return "[[C]]"
+
+    return reply
+
+
+def candidate_answer(prefix: str = "") -> Reply:
+    """Play a candidate model: answer the last user message with text derived from it, numbered by turn.
+
+    ``"<prefix>Answer 2 to: <last user message>"`` for a conversation's second turn, so a test can see
+    which question and which turn an answer belongs to, and that earlier answers came back as history.
+    """
+
+    def reply(request_body: dict) -> str:
+        users = [m for m in request_body.get("messages", []) if m.get("role") == "user"]
+        if not users:
+            raise ValueError("a candidate request without a user message")
+        return f"{prefix}Answer {len(users)} to: {users[-1].get('content', '')}"
+
+    return reply
+
+
+def by_model(routes: dict[str, Reply | str], default: Reply | str | None = None) -> Reply:
+    """Reply as ``routes[request model]``, else ``default``; a model with neither is a loud 500."""
+    table = {name: constant(r) if isinstance(r, str) else r for name, r in routes.items()}
+    fallback = constant(default) if isinstance(default, str) else default
+
+    def reply(request_body: dict) -> str | Fault:
+        chosen = table.get(request_body.get("model"), fallback)
+        if chosen is None:
+            raise ValueError(f"no reply scripted for model {request_body.get('model')!r}")
+        return chosen(request_body)
 
     return reply
 
@@ -353,6 +384,11 @@ class JudgeServer:
     def request_count(self) -> int:
         with self._lock:
             return len(self.requests)
+
+    def requests_for(self, model: str) -> list[dict]:
+        """The request bodies that named ``model`` (e.g. a candidate's, where one server plays several)."""
+        with self._lock:
+            return [body for body in self.requests if body.get("model") == model]
 
     def reset_counters(self) -> None:
         with self._lock:

@@ -1,0 +1,177 @@
+"""Answer generation with vLLM in this process (``backend: vllm``; ``pip install "pytest-arena[vllm]"``).
+
+A drop-in for ``TransformersGenerator``: the same checkpoint, the same prompts and the same
+``generation_config`` meaning, but vLLM's engine (paged attention, continuous batching, tensor
+parallelism through ``vllm_args``). ``vllm`` is imported only when such a model loads; the mapping
+functions here are plain Python, so config validation and tests need no vLLM.
+
+Prompts are rendered with the tokenizer's chat template exactly as the transformers backend renders
+them and sent as token ids, so both backends see the same tokens (vLLM would otherwise add a BOS token
+in front of a template that already starts with one). Sampling follows transformers' reading of the
+config: greedy unless ``do_sample: true``; settings the config leaves out come from the checkpoint's
+own ``generation_config.json``, then from transformers' defaults (temperature 1.0, top_k 50, top_p 1.0).
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import time
+
+from ..errors import UnsupportedSetting
+from .transformers_backend import GENERATION_DEFAULTS, ChatPrompts, GeneratedText
+
+INSTALL_HINT = 'pip install "pytest-arena[vllm]"'
+# The generation_config settings this backend honours (transformers' names).
+VLLM_SETTINGS = ("do_sample", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "min_p",
+                 "repetition_penalty", "num_beams", "stop_strings")
+# What a checkpoint's generation_config.json may decide when the arena config does not.
+MODEL_DEFAULT_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+# transformers' own defaults for what neither the config nor the checkpoint sets.
+TRANSFORMERS_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}
+# vllm.LLM arguments the arena sets from the model entry: one place for each (the key to use instead).
+OWN_ARGS = {"model": "model_id_or_path", "revision": "revision", "trust_remote_code": "trust_remote_code",
+            "dtype": "precision", "seed": "rating_gen.seed"}
+# vllm.LLM arguments that change speed and memory, not the answers: left out of the answer cache key.
+RESOURCE_ARGS = frozenset({
+    "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+    "swap_space", "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
+    "max_seq_len_to_capture", "disable_custom_all_reduce", "disable_log_stats", "distributed_executor_backend",
+    "enable_prefix_caching", "enable_chunked_prefill", "block_size", "kv_cache_dtype", "compilation_config",
+    "download_dir",
+})
+
+
+def vllm_installed() -> bool:
+    """Whether ``import vllm`` could work, found without importing it (that takes seconds)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def sampling_kwargs(settings: dict, model_defaults: dict | None = None, seed: int | None = None) -> dict:
+    """``vllm.SamplingParams`` keyword arguments for a candidate's ``generation_config``.
+
+    ``model_defaults``: the checkpoint's generation_config.json, consulted for what ``settings`` leaves
+    out, as transformers does. Raises ``UnsupportedSetting`` for a setting vLLM cannot honour.
+    """
+    for key in settings:
+        if key not in VLLM_SETTINGS:
+            raise UnsupportedSetting(key, f"not supported by the vllm backend; expected one of {', '.join(VLLM_SETTINGS)}")
+    if settings.get("num_beams", 1) != 1:
+        raise UnsupportedSetting("num_beams", "expected 1: the vllm backend does not do beam search "
+                                              "(use backend: transformers for it)")
+    defaults = {k: v for k, v in (model_defaults or {}).items() if k in MODEL_DEFAULT_KEYS and v is not None}
+    merged = {**TRANSFORMERS_DEFAULTS, **defaults, **{k: v for k, v in settings.items() if v is not None}}
+    kwargs: dict = {"max_tokens": int(settings.get("max_new_tokens", GENERATION_DEFAULTS["max_new_tokens"]))}
+    if settings.get("min_new_tokens"):
+        kwargs["min_tokens"] = int(settings["min_new_tokens"])
+    if merged.get("do_sample"):
+        kwargs["temperature"] = float(merged["temperature"])
+        kwargs["top_p"] = float(merged["top_p"])
+        kwargs["top_k"] = int(merged["top_k"]) or -1  # transformers' 0 means "no top-k"; vLLM's is -1
+        if merged.get("min_p"):
+            kwargs["min_p"] = float(merged["min_p"])
+    else:
+        kwargs["temperature"] = 0.0  # greedy
+    if merged.get("repetition_penalty") not in (None, 1.0):
+        kwargs["repetition_penalty"] = float(merged["repetition_penalty"])
+    stop = settings.get("stop_strings")
+    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop))):
+        raise UnsupportedSetting("stop_strings", f"expected a string or a list of strings, got {stop!r}")
+    if stop:
+        kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if seed is not None:
+        kwargs["seed"] = int(seed)
+    return kwargs
+
+
+def llm_kwargs(spec) -> dict:
+    """``vllm.LLM`` keyword arguments: the checkpoint's settings, then ``vllm_args`` as given."""
+    kwargs = {"model": spec.path, "trust_remote_code": spec.trust_remote_code,
+              "dtype": spec.precision}  # "auto", "float16", "bfloat16" or "float32": vLLM's names too
+    if spec.revision:
+        kwargs["revision"] = spec.revision
+    return {**kwargs, **spec.vllm_args}
+
+
+def cache_relevant_args(vllm_args: dict) -> dict:
+    """The ``vllm_args`` that can change what the model writes (quantization, max_model_len, ...)."""
+    return {k: v for k, v in sorted(vllm_args.items()) if k not in RESOURCE_ARGS}
+
+
+def _model_defaults(spec) -> dict:
+    """The checkpoint's generation_config.json (empty when it has none)."""
+    from transformers import GenerationConfig
+
+    try:
+        config = GenerationConfig.from_pretrained(spec.path, revision=spec.revision)
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in config.to_dict().items() if k in MODEL_DEFAULT_KEYS}
+
+
+class VllmGenerator(ChatPrompts):
+    """One ``vllm.LLM``; the same interface, and the same prompts, as ``TransformersGenerator``."""
+
+    def __init__(self, spec):
+        import vllm
+
+        self.spec = spec
+        started = time.perf_counter()
+        self.llm = vllm.LLM(**llm_kwargs(spec))
+        self.tokenizer = self.llm.get_tokenizer()
+        self.model_defaults = _model_defaults(spec)
+        self.load_seconds = time.perf_counter() - started
+        self.device = f"vllm (tensor_parallel_size {spec.vllm_args.get('tensor_parallel_size', 1)})"
+        self.chat_template_missing = spec.use_chat_template and not getattr(self.tokenizer, "chat_template", None)
+        self._sampling_params = vllm.SamplingParams
+
+    def generate(self, conversations: list[list[dict]], seed: int) -> list[GeneratedText]:
+        """Answers for each conversation; vLLM schedules the whole list itself."""
+        # A chat template carries its own special tokens; a plain prompt gets the tokenizer's (BOS).
+        add_special = not self.uses_chat_template
+        prompts = [{"prompt_token_ids": self.tokenizer.encode(self.render(c), add_special_tokens=add_special)}
+                   for c in conversations]
+        # vLLM seeds each request on its own: an answer does not depend on which others share its batch.
+        params = self._sampling_params(**sampling_kwargs(self.spec.generation_config, self.model_defaults, seed))
+        outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        results = []
+        for prompt, output in zip(prompts, outputs):
+            completion = output.outputs[0]
+            results.append(GeneratedText(completion.text.strip(), len(prompt["prompt_token_ids"]),
+                                         len(completion.token_ids)))
+        return results
+
+    def close(self) -> None:
+        """Shut the engine down and free its GPU memory, so the next model fits."""
+        llm, self.llm = self.llm, None
+        self.tokenizer = None
+        if llm is not None:
+            _shutdown(llm)
+        del llm
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+
+def _shutdown(llm) -> None:
+    """Best effort across vLLM versions: the V1 engine core runs in its own process; older engines keep
+    a model-parallel group in this one."""
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if callable(getattr(core, "shutdown", None)):
+        try:
+            core.shutdown()
+        except Exception:  # noqa: BLE001 - releasing must not fail the run
+            pass
+    try:
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    except Exception:  # noqa: BLE001 - absent or already torn down in this vLLM version
+        pass
