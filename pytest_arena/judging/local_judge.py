@@ -480,7 +480,8 @@ class LocalJudge:
         texts = []
         for asked, answered in zip(question, answer):
             messages.append({"role": "user", "content": asked})
-            context = self._render_messages(messages)
+            # The prompt the candidate itself would have seen, so the answer is scored as its reply.
+            context = self.generator.render(messages)
             texts.append((context, answered))
             messages.append({"role": "assistant", "content": answered})
         encoded, specials = self._encode([t for context, answered in texts for t in (context, context + answered)])
@@ -492,11 +493,6 @@ class LocalJudge:
             start = _common_prefix(context, full)
             rows.append((full[:start], full[start:]))
         return rows
-
-    def _render_messages(self, messages: list[dict]) -> str:
-        if self.generator.uses_chat_template:
-            return self.generator.render(messages)
-        return "\n\n".join(m["content"] for m in messages) + "\n\n"
 
     # -- probability verdicts
 
