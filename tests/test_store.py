@@ -53,15 +53,14 @@ def test_read_jsonl_of_a_missing_file_is_empty(tmp_path):
     assert read_jsonl(tmp_path / "nope.jsonl") == []
 
 
-def test_read_jsonl_reads_records_and_skips_blank_lines(tmp_path):
+@pytest.mark.parametrize("text", [
+    '{"a": 1}\n\n{"a": 2}\n  \n',  # blank lines are skipped
+    '{"a": 1}\n{"a": 2}\n{"a": 3, "text": "hal',  # a torn last line (a crash mid-append) is ignored
+    '{"a": 1}\n{"a": 2}',  # a finished last line without its newline is kept
+], ids=["blank-lines", "torn-last-line", "no-final-newline"])
+def test_read_jsonl_reads_the_complete_records(tmp_path, text):
     path = tmp_path / "r.jsonl"
-    path.write_text('{"a": 1}\n\n{"a": 2}\n  \n', encoding="utf-8")
-    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
-
-
-def test_read_jsonl_ignores_a_torn_last_line(tmp_path):
-    path = tmp_path / "r.jsonl"
-    path.write_text('{"a": 1}\n{"a": 2}\n{"a": 3, "text": "hal', encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
 
 
@@ -71,12 +70,6 @@ def test_read_jsonl_ignores_a_line_torn_inside_a_multibyte_character(tmp_path):
     torn = whole[: whole.index("本".encode()) + 1]  # ends one byte into a three-byte character
     path.write_bytes(b'{"a": 1}\n' + torn)
     assert read_jsonl(path) == [{"a": 1}]
-
-
-def test_read_jsonl_keeps_a_finished_last_line_without_newline(tmp_path):
-    path = tmp_path / "r.jsonl"
-    path.write_text('{"a": 1}\n{"a": 2}', encoding="utf-8")
-    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
 
 
 def test_read_jsonl_rejects_a_broken_line_in_the_middle(tmp_path):
