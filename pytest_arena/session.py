@@ -507,9 +507,9 @@ class ArenaSession:
 
     def worker_output(self) -> dict:
         """What the controller adds up when this worker finishes."""
-        return {"counters": _counts(self._judge.counters) if self._judge else None,
+        return {"counters": self._judge.counters.counts() if self._judge else None,
                 "models_loaded": list(self.models_loaded),
-                "served": {name: _counts(counters) for name, counters in self.served_counters.items()}}
+                "served": {name: counters.counts() for name, counters in self.served_counters.items()}}
 
     def receive_from_workers(self) -> None:
         """This process is the xdist controller: workers prepare and judge, it gets their results."""
@@ -537,7 +537,7 @@ class ArenaSession:
             # The worker that asked the server has the real figures; the others read its answers
             # from the file and would count them all as cached.
             known = self.served_counters.get(name)
-            if known is None or _work(counts) > _work(_counts(known)):
+            if known is None or _work(counts) > _work(known.counts()):
                 from .generation.api_backend import ServedCounters
 
                 self.served_counters[name] = ServedCounters(**counts)
@@ -656,11 +656,6 @@ class LazyJudge:
         with self._lock:
             if self._judge is not None:
                 self._judge.close()
-
-
-def _counts(counters) -> dict[str, int]:
-    """A counters dataclass as plain data (its lock left out), to send to the xdist controller."""
-    return {f.name: getattr(counters, f.name) for f in dataclasses.fields(counters) if not f.name.startswith("_")}
 
 
 def _work(counts: dict[str, int]) -> int:

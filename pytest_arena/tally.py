@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
@@ -16,3 +16,7 @@ class Tally:
         with self._lock:
             for name, amount in amounts.items():
                 setattr(self, name, getattr(self, name) + amount)
+
+    def counts(self) -> dict[str, int]:
+        """The counts as plain data (the lock left out): what an xdist worker sends the controller."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
