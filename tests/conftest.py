@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,10 @@ import pytest
 from support.arena_project import FAKE_KEY, OWN_MARKERS, ArenaProject
 from support.judge_server import JudgeServer, prefer_longer
 from support.tiny_models import build_tiny_model
+
+# Inner pytest runs (pytester, subprocesses) keep pytest-randomly off like this run does (pyproject addopts);
+# a test of the random-order habit opts in with `-p randomly`.
+os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), "-p no:randomly"]))
 
 
 @pytest.fixture(scope="session")
