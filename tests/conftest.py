@@ -12,8 +12,17 @@ from support.judge_server import JudgeServer, prefer_longer
 from support.tiny_models import build_tiny_model
 
 # Inner pytest runs (pytester, subprocesses) keep pytest-randomly off like this run does (pyproject addopts);
-# a test of the random-order habit opts in with `-p randomly`.
-os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), "-p no:randomly"]))
+# a test of the random-order habit opts in with `-p randomly` (a later -p unblocks it).
+RANDOMLY_OFF = "-p no:randomly"
+os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), RANDOMLY_OFF]))
+
+
+@pytest.fixture
+def pytester(pytester, monkeypatch):
+    """pytest's pytester, whose inner runs keep pytest-randomly off too: pytester removes PYTEST_ADDOPTS
+    when it starts, so it is set again here (in-process runs and subprocesses both read it)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", RANDOMLY_OFF)
+    return pytester
 
 
 @pytest.fixture(scope="session")
