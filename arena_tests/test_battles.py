@@ -2,16 +2,19 @@
 
 import pytest
 
+from pytest_arena.fixtures import _arena_run  # noqa: F401 - the suite's own fixture, not shadowed by a conftest's
 
-def test_battle(arena, arena_battle, record_property):
-    judgment = arena.judgment(arena_battle)
+
+def test_battle(_arena_run, arena_battle, request):
+    judgment = _arena_run.judgment(arena_battle)
+    record = request.node.user_properties.append  # not record_property: it warns under xunit2
     if judgment is None:  # reviews_gen.enable is false: the answers are the result
         return
-    record_property("verdict", judgment.winner or "error")
+    record(("verdict", judgment.winner or "error"))
     for i, result in enumerate(judgment.results, start=1):
         if len(judgment.results) > 1:
-            record_property(f"verdict_{i}", result.winner or "error")
-    record_property("template", judgment.template)
-    record_property("cached", judgment.cached)
+            record((f"verdict_{i}", result.winner or "error"))
+    record(("template", judgment.template))
+    record(("cached", judgment.cached))
     if not judgment.ok:
         pytest.fail(f"{judgment.error}\njudge said: {judgment.excerpt() or '(nothing)'}", pytrace=False)

@@ -2,12 +2,15 @@
 
 import pytest
 
+from pytest_arena.fixtures import _arena_run  # noqa: F401 - the suite's own fixture, not shadowed by a conftest's
 
-def test_gate(arena, arena_gate, record_property):
-    if arena.role == "worker":  # under pytest-xdist the controller evaluates it, over every worker's verdicts
+
+def test_gate(_arena_run, arena_gate, request):
+    if _arena_run.role == "worker":  # under pytest-xdist the controller evaluates it, over every worker's verdicts
         return
-    result = arena.gate_result(arena_gate)
+    result = _arena_run.gate_result(arena_gate)
+    record = request.node.user_properties.append  # not record_property: it warns under xunit2
     for name, value in result.properties():
-        record_property(name, value)
+        record((name, value))
     if not result.passed:
         pytest.fail(result.message, pytrace=False)

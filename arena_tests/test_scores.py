@@ -2,12 +2,15 @@
 
 import pytest
 
+from pytest_arena.fixtures import _arena_run  # noqa: F401 - the suite's own fixture, not shadowed by a conftest's
 
-def test_score(arena, arena_scoring, record_property):
-    judgment = arena.judgment(arena_scoring)
+
+def test_score(_arena_run, arena_scoring, request):
+    judgment = _arena_run.judgment(arena_scoring)
+    record = request.node.user_properties.append  # not record_property: it warns under xunit2
     if judgment is None:
         return
     if judgment.score is not None:
-        record_property("score", judgment.score)
+        record(("score", judgment.score))
     if not judgment.ok:
         pytest.fail(f"{judgment.error}\njudge said: {judgment.excerpt() or '(nothing)'}", pytrace=False)

@@ -12,11 +12,15 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ArenaConfigError
+from .errors import ArenaConfigError, clipped, excerpt, kind_of
+from .generation.settings import SEED_RANGE, check_context, check_generation_settings, finite, first_non_finite
+from .paths import path_length_problem
+from .redact import url_secret_problem
 
 # EvalScope's reviewer class maps to this project's OpenAI-compatible judge.
 OPENAI_JUDGE_REFS = frozenset(
@@ -169,6 +173,9 @@ class GateSpec:
     min_win_rate: float | None = None
     min_score: float | None = None
 
+    def __repr__(self) -> str:  # as its item ID (``plan.gate_id``), for reports (allure) that show parameters
+        return f"beats-{self.model}--vs--{self.beats}" if self.beats is not None else f"{self.kind}-{self.model}"
+
     @property
     def kind(self) -> str:
         """The gate's short name, used in its item ID (``elo-Qwen2-3B``)."""
@@ -216,12 +223,14 @@ class _Section:
             if key not in allowed:
                 close = difflib.get_close_matches(str(key), allowed, n=1)
                 hint = f"did you mean '{close[0]}'? " if close else ""
-                self.fail(str(key), f"unknown key; {hint}expected one of: {', '.join(allowed)}")
+                self.fail(_shown_key(key), f"unknown key; {hint}expected one of: {', '.join(allowed)}")
 
     def section(self, key: str) -> "_Section":
         return _Section(self.file, ".".join(p for p in (self.where, key) if p), self.data.get(key))
 
-    def get(self, key, types, default=None, *, expected: str, check=None):
+    def get(self, key, types, default=None, *, expected: str, check=None, at_most=None):
+        """The value of ``key`` (``default`` when absent or null), of ``types``, finite if a number, passing
+        ``check``, and no larger than ``at_most``."""
         value = self.data.get(key)
         if value is None:
             return default
@@ -229,9 +238,16 @@ class _Section:
         if isinstance(value, bool) and bool not in _as_tuple(types):
             self.fail(key, f"expected {expected}, got {value!r}")
         if not isinstance(value, types):
-            self.fail(key, f"expected {expected}, got {_kind(value)} {value!r}")
+            self.fail(key, f"expected {expected}, got {_kind(value)} {excerpt(value)}")
+        # .nan passes every range check (each comparison is false) and .inf most of them.
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not finite(value):
+            self.fail(key, f"expected {expected} (a finite number), got {excerpt(value)}")
         if check is not None and not check(value):
-            self.fail(key, f"expected {expected}, got {value!r}")
+            self.fail(key, f"expected {expected}, got {excerpt(value)}")
+        if expected == "a file path" and (too_long := path_length_problem(value)):  # before the OS is asked
+            self.fail(key, too_long)
+        if at_most is not None and value > at_most:
+            self.fail(key, f"expected at most {at_most}, got {excerpt(value)}")
         return value
 
     def choice(self, key, choices, default):
@@ -240,9 +256,9 @@ class _Section:
             value = None
         if value not in choices:
             shown = ", ".join("null" if c is None else str(c) for c in choices)
-            close = difflib.get_close_matches(str(value), [c for c in choices if c], n=1)
+            close = difflib.get_close_matches(value, [c for c in choices if c], n=1) if isinstance(value, str) else []
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            self.fail(key, f"expected one of {shown}, got {value!r}{hint}")
+            self.fail(key, f"expected one of {shown}, got {excerpt(value)}{hint}")
         return value
 
 
@@ -250,13 +266,21 @@ def _as_tuple(types):
     return types if isinstance(types, tuple) else (types,)
 
 
-def _kind(value) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
+_kind = kind_of
 
 
 _NUMBER = (int, float)
+# Upper bounds of numbers whose larger values are mistakes, not settings: a thousand-fold the usual
+# value or more (every number read is also refused when not finite).
+MAX_CONCURRENCY = 1024
+MAX_RETRIES = 100
+MAX_TIMEOUT_S = 86_400  # a day
+MAX_JUDGE_TOKENS = 1_000_000
+MAX_BOOTSTRAP_ROUNDS = 100_000
+MAX_ELO_K = 1000
+# Seeds go to numpy's Generator (no negatives), torch.manual_seed and vLLM.
+_SEED = dict(expected=f"an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}",
+             check=lambda v: SEED_RANGE[0] <= v <= SEED_RANGE[1])
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # `gpt2` or `org/name`
 
 
@@ -283,12 +307,20 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
         where = f"line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ArenaConfigError(file, where, f"invalid YAML: {problem}") from None
+    except RecursionError:  # brackets nested thousands deep: the YAML reader recurses once per level
+        raise ArenaConfigError(file, "", "invalid YAML: values nested too deeply") from None
+    except ValueError as exc:  # an integer of 5,000 digits (Python refuses to read it)
+        raise ArenaConfigError(file, "", f"invalid YAML: {clipped(str(exc), 200)}") from None
+    _check_expansion(file, data)
     root = _Section(file, "", data)
     root.check_keys(("question_file", "answers_gen", "reviews_gen", "rating_gen", "gates"))
     if model_paths:
         _override_models(root, model_paths)
     base = file.parent
     results = Path(results_dir).resolve() if results_dir else Path.cwd() / RESULTS_DIR
+    if results.exists() and not results.is_dir():
+        raise ArenaConfigError(results, "--arena-results", "expected a folder (where outputs the config does not "
+                               "name are written), got a file")
 
     def resolve(value: str) -> Path:
         return (base / Path(value).expanduser()).resolve()
@@ -300,6 +332,8 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
                 section.fail(key, "missing; expected a file path")
             return None
         resolved = resolve(value)
+        if resolved.is_dir():
+            section.fail(key, f"expected a file, got a folder: {resolved}")
         if not resolved.is_file():
             section.fail(key, f"file not found: {resolved}")
         return resolved
@@ -337,13 +371,60 @@ def _unique_key_loader(yaml):
             seen = set()
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, Hashable):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"a key that is {_kind(key)} (expected a name)", key_node.start_mark)
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                        None, None, f"duplicate key {excerpt(key)}", key_node.start_mark)
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
     return UniqueKeyLoader
+
+
+# A real config holds a few hundred values. YAML aliases let a 1 KB file stand for billions of them
+# ("billion laughs"): PyYAML shares each aliased object, so loading stays cheap, but anything that
+# walks the value (a repr in an error, a cache key, a request body) would not.
+MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 64
+
+
+def _check_expansion(file: Path, data) -> None:
+    """Refuse a config that expands, through aliases, to more values than any real one holds (or into a
+    loop, or deeper than any real one nests). Each distinct object is counted once: this walk is cheap."""
+    sizes: dict[int, int] = {}  # id -> values it expands to; -1 while its children are being counted
+
+    def size(value, where: str, depth: int) -> int:
+        if not isinstance(value, (dict, list)):
+            return 1
+        known = sizes.get(id(value))
+        if known == -1:
+            raise ArenaConfigError(file, where, "a YAML alias inside the value it names (a loop); expected a plain value")
+        if known is not None:
+            return known
+        if depth > MAX_CONFIG_DEPTH:
+            raise ArenaConfigError(file, where, f"nested deeper than {MAX_CONFIG_DEPTH} levels; expected a plain value")
+        sizes[id(value)] = -1
+        total = 1
+        # List positions do not lengthen the path: the key that holds the list is what the user knows.
+        items = ((f"{where}.{_shown_key(k)}".lstrip("."), v) for k, v in value.items()) if isinstance(value, dict) \
+            else ((where, v) for v in value)
+        for child_where, child in items:
+            total += size(child, child_where, depth + 1)
+            if total > MAX_CONFIG_VALUES:
+                raise ArenaConfigError(file, where, f"expands to more than {MAX_CONFIG_VALUES} values through YAML "
+                                                    "aliases (*name); expected a plain value")
+        sizes[id(value)] = total
+        return total
+
+    size(data, "", 0)
+
+
+def _shown_key(key) -> str:
+    """A key as a key path shows it: cut short when it is long."""
+    text = str(key)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSpec]:
@@ -369,12 +450,14 @@ def _read_models(section: _Section, resolve, results: Path) -> dict[str, ModelSp
             spec.fail("gguf_file", f"no such file in {path}: {gguf_file}")
         precision = spec.get("precision", str, "auto", expected="a torch dtype name")
         if precision not in PRECISIONS:
-            spec.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
+            spec.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {excerpt(precision)}")
         template_type = spec.get("template_type", str, "chat", expected="a template type")
         gen = spec.section("generation_config")
         _check_generation_config(gen)
         backend = spec.choice("backend", BACKENDS, "transformers")
         vllm_args = _read_vllm_args(spec, backend, gen)
+        if enable and Path(path).is_dir():
+            _check_context(gen, path, vllm_args.get("max_model_len"))
         models[name] = ModelSpec(
             name=name,
             path=path,
@@ -405,6 +488,15 @@ _URL = re.compile(r"^https?://[^/\s]+")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _base_url(section: "_Section", expected: str) -> str | None:
+    """``base_url``, refused without being quoted when it carries user:password or a query (redact.py)."""
+    url = section.get("base_url", str, expected=expected)
+    problem = url_secret_problem(url) if url else None
+    if problem:
+        section.fail("base_url", problem)
+    return url
+
+
 def _output_file(spec: _Section, name: str, resolve, results: Path) -> Path:
     output = spec.get("output_file", str, expected="a file path")
     if output and resolve(output).is_dir():
@@ -423,7 +515,7 @@ def _read_api_model(spec: _Section, name: str, output_file: Path) -> ModelSpec:
                                 f"and its device); expected only {', '.join(API_MODEL_KEYS)}")
     api = spec.section("api")
     api.check_keys(API_KEYS)
-    base_url = api.get("base_url", str, expected="the server's URL such as http://localhost:8000/v1")
+    base_url = _base_url(api, "the server's URL such as http://localhost:8000/v1")
     if base_url is None:
         api.fail("base_url", "missing; expected the server's URL such as http://localhost:8000/v1")
     if not _URL.match(base_url):
@@ -431,7 +523,9 @@ def _read_api_model(spec: _Section, name: str, output_file: Path) -> ModelSpec:
     model = api.get("model", str, expected="the name the server serves the model under")
     if not model:
         api.fail("model", "missing; expected the name the server serves the model under (e.g. Qwen/Qwen2-7B-Instruct)")
-    extra_body = api.section("extra_body").data
+    extra_body_section = api.section("extra_body")
+    _check_finite(extra_body_section)
+    extra_body = extra_body_section.data
     for key in extra_body:
         if key in OWN_FIELDS:
             api.fail(f"extra_body.{key}", "set by the arena (from the question or generation_config); "
@@ -447,9 +541,11 @@ def _read_api_model(spec: _Section, name: str, output_file: Path) -> ModelSpec:
         base_url=base_url,
         model=model,
         api_key_env=api.get("api_key_env", str, expected="an environment variable name", check=_ENV_NAME.match),
-        max_concurrency=api.get("max_concurrency", int, 8, **positive_int),
-        timeout=float(api.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0)),
-        max_retries=api.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0),
+        max_concurrency=api.get("max_concurrency", int, 8, **positive_int, at_most=MAX_CONCURRENCY),
+        timeout=float(api.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0,
+                              at_most=MAX_TIMEOUT_S)),
+        max_retries=api.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0,
+                            at_most=MAX_RETRIES),
         extra_body=dict(extra_body),
     )
     return ModelSpec(name=name, path="", output_file=output_file,
@@ -473,6 +569,7 @@ def _read_vllm_args(spec: _Section, backend: str, gen: _Section) -> dict:
                        "to choose the GPUs" if key == "device" else "not supported with backend: vllm; use a "
                        "checkpoint folder, or backend: transformers")
             spec.fail(key, problem)
+    _check_finite(args)
     for key in args.data:
         if not isinstance(key, str):
             args.fail(str(key), "expected a vllm.LLM argument name")
@@ -550,40 +647,31 @@ def checkpoint_problem(folder: Path, gguf_file: str | None) -> str | None:
 _DEVICE = re.compile(r"^(cpu|auto|mps|(cuda|xpu|npu)(:\d+)?)$")
 
 
-# Types of the generation settings users set most; the rest are checked by transformers'
-# GenerationConfig before any model loads.
-_GENERATION_TYPES = {
-    "do_sample": (bool, "true or false"),
-    "max_new_tokens": (int, "a positive integer"),
-    "min_new_tokens": (int, "a non-negative integer"),
-    "top_k": (int, "a non-negative integer"),
-    "top_p": (_NUMBER, "a number in (0, 1]"),
-    "temperature": (_NUMBER, "a non-negative number"),
-    "repetition_penalty": (_NUMBER, "a positive number"),
-    "num_beams": (int, "a positive integer"),
-}
+def _check_context(section: _Section, folder: str, limit, key: str = "max_new_tokens") -> None:
+    """``max_new_tokens`` (or the local judge's ``max_tokens``) must fit the checkpoint's context."""
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+    problem = check_context({"max_new_tokens": section.data.get(key)}, folder, limit)
+    if problem:
+        section.fail(key, problem)
 
 
 def _check_generation_config(gen: _Section):
-    for key, (types, expected) in _GENERATION_TYPES.items():
-        gen.get(key, types, expected=expected)
-    if gen.data.get("max_new_tokens") is not None and gen.data["max_new_tokens"] <= 0:
-        gen.fail("max_new_tokens", f"expected a positive integer, got {gen.data['max_new_tokens']!r}")
-    # Ranges transformers would only reject at generation time, after the model loaded.
-    ranges = {
-        "temperature": lambda v: v >= 0,
-        "top_p": lambda v: 0 < v <= 1,
-        "top_k": lambda v: v >= 0,
-        "min_new_tokens": lambda v: v >= 0,
-        "repetition_penalty": lambda v: v > 0,
-        "num_beams": lambda v: v >= 1,
-    }
-    for key, valid in ranges.items():
-        value = gen.data.get(key)
-        if value is not None and not valid(value):
-            gen.fail(key, f"expected {_GENERATION_TYPES[key][1]}, got {value!r}")
-    if gen.data.get("do_sample") and gen.data.get("temperature") == 0:
-        gen.fail("temperature", "expected a positive number when do_sample is true (or set do_sample: false), got 0")
+    """Types, ranges and fit of the generation settings (generation/settings.py), for every backend."""
+    from .errors import UnsupportedSetting
+
+    try:
+        check_generation_settings(gen.data)
+    except UnsupportedSetting as exc:
+        gen.fail(exc.key, exc.problem)
+    _check_finite(gen)
+
+
+def _check_finite(section: _Section) -> None:
+    """No NaN or infinity anywhere in a mapping handed on as it is (settings without a rule, vllm_args,
+    extra_body)."""
+    found = first_non_finite(section.data)
+    if found:
+        section.fail(found[0].lstrip("."), f"expected a finite number, got {excerpt(found[1])}")
 
 
 def _read_review(section: _Section, resolve, existing_file, results: Path, models) -> ReviewSpec:  # noqa: C901
@@ -607,8 +695,10 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
                                   "completion_cost_per_1m"))
     positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
     cost = dict(expected="a number >= 0 (cost per million tokens)", check=lambda v: v >= 0)
-    max_tokens = args.get("max_tokens", int, 1024, **positive_int)
-    temperature = float(args.get("temperature", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0))
+    max_tokens = args.get("max_tokens", int, 1024, **positive_int, at_most=MAX_JUDGE_TOKENS)
+    # OpenAI's range; a local judge sampled hotter than 2 writes noise.
+    temperature = float(args.get("temperature", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0,
+                                 at_most=2))
     judge = JudgeSpec(
         ref=ref,
         model=args.get("model", str, "gpt-4" if ref in OPENAI_JUDGE_REFS else "local-judge", expected="a judge model name"),
@@ -617,12 +707,14 @@ def _read_review(section: _Section, resolve, existing_file, results: Path, model
         fn_completion_parser=args.choice("fn_completion_parser", PARSERS, "lmsys_parser"),
         max_tokens=max_tokens,
         temperature=temperature,
-        random_seed=args.get("random_seed", int, 123, expected="an integer"),
-        base_url=args.get("base_url", str, expected="a URL such as https://api.openai.com/v1"),
+        random_seed=args.get("random_seed", int, 123, **_SEED),
+        base_url=_base_url(args, "a URL such as https://api.openai.com/v1"),
         api_key_env=args.get("api_key_env", str, "OPENAI_API_KEY", expected="an environment variable name"),
-        max_concurrency=args.get("max_concurrency", int, 8, **positive_int),
-        max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0),
-        timeout=float(args.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0)),
+        max_concurrency=args.get("max_concurrency", int, 8, **positive_int, at_most=MAX_CONCURRENCY),
+        max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0,
+                             at_most=MAX_RETRIES),
+        timeout=float(args.get("timeout", _NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0,
+                               at_most=MAX_TIMEOUT_S)),
         swap_rule=args.choice("swap_rule", SWAP_RULES, "consistent"),
         strong_verdict_weight=float(args.get("strong_verdict_weight", _NUMBER, 1.0, expected="a number >= 1",
                                              check=lambda v: v >= 1)),
@@ -666,11 +758,14 @@ def _local_judge_checkpoint(args: _Section, resolve, max_tokens: int, temperatur
         args.fail("model_id_or_path", "missing; the local judge needs a checkpoint (a local folder or a hub model id)")
     precision = args.get("precision", str, "auto", expected="a torch dtype name")
     if precision not in PRECISIONS:
-        args.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {precision!r}")
+        args.fail("precision", f"expected one of torch.float16, torch.bfloat16, torch.float32, auto; got {excerpt(precision)}")
     sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    path = _model_path(args, raw, resolve)
+    if Path(path).is_dir():
+        _check_context(args, path, None, key="max_tokens")
     return ModelSpec(
         name=args.get("model", str, "local-judge", expected="a judge model name"),
-        path=_model_path(args, raw, resolve),
+        path=path,
         output_file=Path(os.devnull),
         revision=_str_or_none(args.get("revision", (str, int, float), expected="a revision")),
         precision=PRECISIONS[precision],
@@ -690,6 +785,8 @@ def _target_answers(section: _Section, targets, resolve, models) -> tuple[Path, 
     for i, item in enumerate(targets):
         if not isinstance(item, str):
             section.fail(f"target_answers[{i}]", f"expected a file path, got {_kind(item)}")
+        if path_length_problem(item):
+            section.fail(f"target_answers[{i}]", path_length_problem(item))
         path = resolve(item)
         if path not in own and not path.is_file():
             section.fail(f"target_answers[{i}]", f"not the output_file of a model in answers_gen and not found: {path}")
@@ -706,22 +803,24 @@ def _read_rating(section: _Section, resolve, results: Path, models, review: Revi
         section.fail("metrics", f"expected at least one of {', '.join(METRICS)}")
     for i, metric in enumerate(metrics):
         if metric not in METRICS:
-            close = difflib.get_close_matches(str(metric), METRICS, n=1)
+            close = difflib.get_close_matches(metric, METRICS, n=1) if isinstance(metric, str) else []
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            section.fail(f"metrics[{i}]", f"expected one of {', '.join(METRICS)}, got {metric!r}{hint}")
+            section.fail(f"metrics[{i}]", f"expected one of {', '.join(METRICS)}, got {excerpt(metric)}{hint}")
     baseline = section.get("baseline_model", str, expected="a model name")
     if baseline is not None and baseline not in models and review.baseline_file is None:
-        section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {baseline!r}")
+        section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {excerpt(baseline)}")
     report = section.get("report_file", str, expected="a file path")
     return RatingSpec(
         enable=section.get("enable", bool, True, expected="true or false"),
         metrics=tuple(metrics),
         report_file=resolve(report) if report else results / "reports" / "rating.csv",
         baseline_model=baseline,
-        elo_k=float(section.get("elo_k", _NUMBER, 32.0, expected="a positive number", check=lambda v: v > 0)),
-        bootstrap_rounds=section.get("bootstrap_rounds", int, 1000, expected="an integer >= 0", check=lambda v: v >= 0),
+        elo_k=float(section.get("elo_k", _NUMBER, 32.0, expected="a positive number", check=lambda v: v > 0,
+                                at_most=MAX_ELO_K)),
+        bootstrap_rounds=section.get("bootstrap_rounds", int, 1000, expected="an integer >= 0", check=lambda v: v >= 0,
+                                     at_most=MAX_BOOTSTRAP_ROUNDS),
         bootstrap_by=section.choice("bootstrap_by", ("battle", "question"), "question"),
-        seed=section.get("seed", int, 0, expected="an integer"),
+        seed=section.get("seed", int, 0, **_SEED),
     )
 
 
@@ -740,18 +839,18 @@ def _read_gates(file: Path, data, models, baseline: str | None) -> tuple[GateSpe
         if model is None:
             gate.fail("model", "missing; expected the name of a model in answers_gen")
         if model not in known:
-            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(known)}), got {model!r}")
+            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(model)}")
         given = [key for key in thresholds if gate.data.get(key) is not None]
         if len(given) != 1:
             gate.fail("", f"expected exactly one threshold: {', '.join(thresholds)}; got {', '.join(given) or 'none'}")
         beats = gate.get("beats", str, expected="a model name")
         if beats is not None and beats not in known:
-            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(known)}), got {beats!r}")
+            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(beats)}")
         values = {key: gate.get(key, _NUMBER, expected="a number") for key in thresholds if key != "beats"}
         if values["max_drop"] is not None and values["max_drop"] < 0:
-            gate.fail("max_drop", f"expected a number >= 0, got {values['max_drop']!r}")
+            gate.fail("max_drop", f"expected a number >= 0, got {excerpt(values['max_drop'])}")
         if values["min_win_rate"] is not None and not 0 <= values["min_win_rate"] <= 1:
-            gate.fail("min_win_rate", f"expected a number between 0 and 1, got {values['min_win_rate']!r}")
+            gate.fail("min_win_rate", f"expected a number between 0 and 1, got {excerpt(values['min_win_rate'])}")
         margin = gate.get("margin", _NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)
         gates.append(GateSpec(model, beats=beats, margin=float(margin),
                               **{k: None if v is None else float(v) for k, v in values.items()}))

@@ -11,6 +11,11 @@ which cost ~5.5 ms of CPU per call against ~2.6 ms this way (bench/README.md, "J
 32 calls in flight that CPU, under one GIL, capped a fast judge near half of the throughput it could
 give. The reply is then read as a plain dict, so its shape is checked here.
 
+Secrets: a server that echoes the request (its ``Authorization`` header) into an error or a reply must
+not put the key into our records, so every ``ChatCallError`` and every reply's text is scrubbed here
+(``pytest_arena.redact``), where the server's text becomes ours. ``timeout`` bounds each attempt as a
+whole (``pytest_arena.call_deadline``), not each read.
+
 ``openai`` is imported inside ``make_client`` only: this module is imported by the plugin's modules, and
 a pytest run without an arena config must not pay for it.
 """
@@ -22,6 +27,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .call_deadline import deadline_http_client
+from .redact import remember_key, remember_url, scrub
+
 
 @dataclass(frozen=True)
 class ChatReply:
@@ -32,7 +40,11 @@ class ChatReply:
 
 
 class ChatCallError(Exception):
-    """The endpoint gave no usable reply, after the client's own retries; the message is one short line."""
+    """The endpoint gave no usable reply, after the client's own retries; the message is one short line,
+    scrubbed of secrets (it may quote what the server said, and servers echo requests)."""
+
+    def __init__(self, message: str):
+        super().__init__(scrub(message))
 
 
 # Sent to servers that need no key (a local vLLM, SGLang, TGI or Ollama): the client insists on one.
@@ -44,13 +56,22 @@ def make_client(api_key_env: str | None, base_url: str | None, max_retries: int,
     sent a placeholder).
 
     ``base_url`` None lets the client read ``OPENAI_BASE_URL``, else use api.openai.com.
+
+    ``timeout`` bounds each attempt from its first byte sent to its last byte read; the openai client
+    makes up to ``max_retries + 1`` attempts, sleeping between them (0.5 s doubling, at most 8 s), so a
+    call ends within about ``(max_retries + 1) * timeout + max_retries * 8 s``; a server's Retry-After
+    replaces a sleep (the client honours up to 60 s, from openai 3 on up to 120 s).
     """
     import openai
 
     api_key = os.environ.get(api_key_env) if api_key_env is not None else PLACEHOLDER_KEY
     if not api_key:
         raise ChatCallError(f"no API key in the environment variable {api_key_env}")
-    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout)
+    if api_key_env is not None:
+        remember_key(api_key)
+    remember_url(base_url if base_url is not None else os.environ.get("OPENAI_BASE_URL"))
+    return openai.OpenAI(api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout,
+                         http_client=deadline_http_client())
 
 
 class ThreadClients:
@@ -88,12 +109,10 @@ class ThreadClients:
         return client
 
     def _http_client(self) -> Any:
-        import openai
-
         if self._ssl_context is None:
             self._ssl_context = _default_ssl_context()
-        # DefaultHttpxClient: the defaults the openai client gives its own (timeout, limits, redirects)
-        return openai.DefaultHttpxClient(verify=self._ssl_context)
+        # DefaultHttpxClient's defaults, as the openai client gives its own (limits, redirects), with the deadline
+        return deadline_http_client(verify=self._ssl_context)
 
     def close(self) -> None:
         with self._lock:
@@ -147,7 +166,7 @@ def _read_reply(response: object) -> ChatReply:
     usage = response.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     return ChatReply(
-        text=content or "",
+        text=scrub(content or ""),  # a reply that quotes the request must not put the key into a record
         finish_reason=finish_reason if isinstance(finish_reason, str) else None,
         prompt_tokens=_count(usage.get("prompt_tokens")),
         completion_tokens=_count(usage.get("completion_tokens")),
@@ -159,6 +178,7 @@ def _count(value: object) -> int:
 
 
 def short(text: str, limit: int = 300) -> str:
-    """``text`` on one line, cut at ``limit`` characters."""
-    text = " ".join(text.split())
+    """``text`` scrubbed of secrets, on one line, cut at ``limit`` characters (scrubbed before the cut,
+    which could leave a part of a key that no longer matches)."""
+    text = " ".join(scrub(text).split())
     return text if len(text) <= limit else text[:limit] + "..."

@@ -41,6 +41,9 @@ class Battle:
     model_b: str
     id: str
 
+    def __repr__(self) -> str:  # its item ID: what reports (allure) show as the parameter
+        return self.id
+
     @property
     def models(self) -> tuple[str, str]:
         return (self.model_a, self.model_b)
@@ -53,6 +56,9 @@ class Scoring:
     question: Question
     model: str
     id: str
+
+    def __repr__(self) -> str:  # its item ID: what reports (allure) show as the parameter
+        return self.id
 
     @property
     def models(self) -> tuple[str]:
@@ -98,6 +104,23 @@ def ambiguous_questions(questions: list[Question]) -> tuple[object, object] | No
         if other != question.question_id:
             return other, question.question_id
     return None
+
+
+def shared_ids(matches: list[Battle | Scoring]) -> tuple[Battle | Scoring, Battle | Scoring] | None:
+    """Two matches of the plan with the same item ID, if any: question ``z`` with model ``m-x`` and
+    question ``z-m`` with model ``x`` both make ``qz-m-x``, and one verdict would be counted twice."""
+    seen: dict[str, Battle | Scoring] = {}
+    for match in matches:
+        other = seen.setdefault(match.id, match)
+        if other is not match:
+            return other, match
+    return None
+
+
+def describe(match: Battle | Scoring) -> str:
+    """A match in words, for error messages: ``question 'z' with models 'm-x' and 'y'``."""
+    models = " and ".join(repr(m) for m in match.models)
+    return f"question {match.question.question_id!r} with model{'s' if len(match.models) > 1 else ''} {models}"
 
 
 def _label_width(questions: list[Question]) -> int:

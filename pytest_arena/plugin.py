@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-ARENA_SUITE = Path(__file__).resolve().parent.parent / "arena_tests"
+from .collection import ARENA_SUITE, as_arena_items, collection_args, is_suite_module, make_module
+
 SESSION_KEY = pytest.StashKey["object"]()
+FIRST_PROPERTIES = pytest.StashKey[list]()  # an arena item's user_properties before its first run
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,9 +112,10 @@ def arena_config_path(config: pytest.Config) -> Path | None:
 @pytest.hookimpl(trylast=True)  # after the cacheprovider's configure: its folder holds our memo and conversions
 def pytest_configure(config: pytest.Config) -> None:
     path = arena_config_path(config)
-    if path is None:
+    if path is None or config.option.help or config.option.version:  # --help shows the options: no arena
         return
     config.addinivalue_line("markers", "arena_model(name): the battle or gate involves the model with this exact name")
+    config.addinivalue_line("markers", "arena: an item of the arena suite (`-m 'not arena'` runs only your own tests)")
     from .errors import ArenaConfigError
     from .session import ArenaSession
 
@@ -132,16 +135,19 @@ def pytest_configure(config: pytest.Config) -> None:
             question_files=_question_files(config), limit=_limit(config),
         )
         session.preflight()
+        distributed = _distributed_hooks(config, session, log)
+        if session.role == "controller":  # its workers collect: the key is checked before they start
+            session.check_credentials()
     except ArenaConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
-    from . import fixtures
-
-    distributed = _distributed_hooks(config, session, log)
     config.pluginmanager.register(ArenaHooks(session, log), "arena-session")
-    config.pluginmanager.register(fixtures, "arena-fixtures")
     if distributed is not None:
         config.pluginmanager.register(distributed, "arena-xdist")
+    from . import junit, reporting_plugins
+
+    junit.register(config)  # JUnit XML valid under the family in force
+    reporting_plugins.register(config, session)  # the rating table in pytest-html's report
 
 
 def _distributed_hooks(config: pytest.Config, session, log):
@@ -232,38 +238,55 @@ class ArenaHooks:
     def __init__(self, session, log):
         self._arena = session
         self.log = log
+        self._ran: set[str] = set()  # node ids that reported
 
     # -- collection --------------------------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection(self, session: pytest.Session):
-        # `pytest --arena-config cfg.yaml` alone runs the arena, not the project's own tests;
-        # paths given on the command line are collected as given.
-        if session.config.args_source == pytest.Config.ArgsSource.ARGS or self._arena.role == "controller":
-            return None  # (an xdist controller collects nothing: its workers do)
-        session.perform_collect([str(ARENA_SUITE)])
+        # `pytest --arena-config cfg.yaml` alone runs the arena, not the project's own tests; paths
+        # given (command line, addopts) are collected, and the arena suite with them.
+        if self._arena.role == "controller":
+            return None  # an xdist controller collects nothing: its workers do
+        args, added = collection_args(session.config)
+        if added and self._arena.role == "alone":
+            self.log(f"the arena suite is collected besides {' '.join(session.config.args)} "
+                     "(-m 'not arena' runs only those)")
+        session.perform_collect(args)
         return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path: Path, parent):
+        return make_module(module_path, parent) if is_suite_module(module_path) else None
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pycollect_makeitem(self, collector, name, obj):
+        collected = yield
+        if collected is None or not is_suite_module(collector.path):
+            return collected
+        return as_arena_items(collected)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         # One marker object per model, shared by its items (20,000 items would build 40,000 otherwise).
         marks = {name: pytest.mark.arena_model(name=name) for name in self._arena.participants}
+        suite = pytest.mark.arena  # `-m 'not arena'` deselects every arena item
         for fixture, kind in (("arena_battle", "battle"), ("arena_scoring", "scoring")):
             if fixture in metafunc.fixturenames:
                 matches = [m for m in self._arena.matches if _kind(m) == kind]
                 if matches:
-                    metafunc.parametrize(
-                        fixture, [pytest.param(m, id=m.id, marks=[marks[n] for n in m.models]) for m in matches]
-                    )
+                    metafunc.parametrize(fixture, [pytest.param(m, id=m.id, marks=[suite, *(marks[n] for n in m.models)])
+                                                   for m in matches])
         if "arena_gate" in metafunc.fixturenames and self._arena.gates:
             metafunc.parametrize(
                 "arena_gate",
-                [pytest.param(g, id=self._arena.gate_id(g), marks=[marks.get(m) or pytest.mark.arena_model(name=m) for m in (g.model, g.beats) if m])
+                [pytest.param(g, id=self._arena.gate_id(g), marks=[suite, *(
+                    marks.get(m) or pytest.mark.arena_model(name=m) for m in (g.model, g.beats) if m)])
                  for g in self._arena.gates],
             )
 
     def pytest_ignore_collect(self, collection_path: Path):
         # Only the suite modules this config has items for: no gates, no gate module.
-        if collection_path.parent == ARENA_SUITE and collection_path.suffix == ".py":
+        if is_suite_module(collection_path):
             wanted = {"test_gates.py": bool(self._arena.gates),
                       "test_scores.py": self._arena.mode == "single",
                       "test_battles.py": self._arena.mode != "single"}
@@ -271,16 +294,25 @@ class ArenaHooks:
                 return True
         return None
 
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        # Gates read the ratings of every battle, so they run after all of them.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the reorderings of --ff, --nf and pytest-randomly
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]):
+        result = yield
+        # Gates read the ratings of every battle, so they run after all of them, whatever order was asked.
         items.sort(key=lambda item: _param(item, "arena_gate") is not None)
+        return result
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         matches = [m for item in session.items
                    for m in (_param(item, "arena_battle"), _param(item, "arena_scoring")) if m is not None]
         gates = [g for item in session.items if (g := _param(item, "arena_gate")) is not None]
         self._arena.select(matches, gates)
+        if (matches or gates) and self._arena.role == "alone":  # (an xdist controller checked at configure)
+            from .errors import ArenaConfigError
+
+            try:
+                self._arena.check_credentials()  # before any answer is generated or judge call paid
+            except ArenaConfigError as exc:
+                raise pytest.UsageError(str(exc)) from None
         if session.config.option.collectonly:
             total, cached = self._arena.planned_calls()
             calls = f"{total} judge calls" if self._arena.config.review.enable else "no judging"
@@ -291,15 +323,48 @@ class ArenaHooks:
 
     # -- reporting ---------------------------------------------------------------------------------
 
+    # -- running -----------------------------------------------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        if self._prepares_here(session):
+            self._arena.prepare_run()  # outside every item: no item's timeout (pytest-timeout) counts it
+        return (yield)
+
+    def _prepares_here(self, session: pytest.Session) -> bool:
+        option = session.config.option
+        if self._arena.role == "controller" or option.collectonly or getattr(option, "setupplan", False):
+            return False
+        if session.testsfailed and not option.continue_on_collection_errors:
+            return False  # pytest stops on the collection errors
+        selected_matches = self._arena.items_ran()[1]
+        return bool(selected_matches or self._arena.gates)  # (no arena item selected: nothing to prepare)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        # A rerun (pytest-rerunfailures) runs the same item again: its properties start over, not pile up.
+        if _param(item, "arena_battle") or _param(item, "arena_scoring") or _param(item, "arena_gate"):
+            item.user_properties[:] = item.stash.setdefault(FIRST_PROPERTIES, list(item.user_properties))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._ran.add(report.nodeid)
+
+    # -- reporting ---------------------------------------------------------------------------------
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         self.written: list[str] = []
         try:
-            if exitstatus == pytest.ExitCode.INTERRUPTED:
+            stopped = session.shouldfail or session.shouldstop  # -x/--maxfail, --sw: pytest's own words
+            if exitstatus == pytest.ExitCode.INTERRUPTED and not stopped:
                 self.log("interrupted: no report written (the answers and reviews done so far are kept)")
                 return
             if not self._arena.prepared or self._arena.role == "worker":  # under xdist the controller reports
                 return
-            self.written = self._arena.write_report()
+            self.written = self._arena.write_report(stopped=str(stopped) if stopped else None)
+            every_item_ran = self._arena.role == "alone" and all(i.nodeid in self._ran for i in session.items)
+            if exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed and every_item_ran:
+                # --sw stops at a failure; at the last item (a gate) nothing was left to run: a failed run.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             if not self.written and self._arena.config.review.enable and exitstatus == pytest.ExitCode.OK:
                 # Nothing judged is never a pass: a gate-free run must not go green on no evidence.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED

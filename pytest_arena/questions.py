@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArenaConfigError
+from .errors import ArenaConfigError, excerpt
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,12 @@ class Question:
 def load_questions(path: str | Path, question_set: str | None = None) -> list[Question]:
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # "\n" only: str.splitlines would also split at U+2028 or U+0085 inside a JSON string.
+        lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as exc:
         raise ArenaConfigError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a folder, a file this user may not read, an I/O error
+        raise ArenaConfigError(path, "", f"cannot read the question file ({exc.strerror or exc})") from None
     questions: list[Question] = []
     first_line: dict[int | str, int] = {}
     for number, line in enumerate(lines, start=1):
@@ -76,7 +79,7 @@ def _question(path: Path, where: str, data, question_set: str | None) -> Questio
         raise ArenaConfigError(path, where, "expected a JSON object with question_id and text")
     qid = data.get("question_id")
     if isinstance(qid, bool) or not isinstance(qid, (int, str)) or qid == "":
-        raise ArenaConfigError(path, where, f"question_id: expected an integer or a non-empty string, got {qid!r}")
+        raise ArenaConfigError(path, where, f"question_id: expected an integer or a non-empty string, got {excerpt(qid)}")
     if "turns" in data:
         turns = data["turns"]
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
@@ -84,11 +87,11 @@ def _question(path: Path, where: str, data, question_set: str | None) -> Questio
     else:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise ArenaConfigError(path, where, f"text: expected a non-empty string, got {text!r}")
+            raise ArenaConfigError(path, where, f"text: expected a non-empty string, got {excerpt(text)}")
         turns = [text]
     category = data.get("category", "generic")
     if not isinstance(category, str):
-        raise ArenaConfigError(path, where, f"category: expected a string, got {category!r}")
+        raise ArenaConfigError(path, where, f"category: expected a string, got {excerpt(category)}")
     reference = data.get("reference")
     if reference is not None:
         reference = [reference] if isinstance(reference, str) else reference

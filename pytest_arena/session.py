@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Callable
 
 from .config import GATE_KINDS, ArenaConfig, GateSpec, load_config
-from .errors import ArenaConfigError
+from .errors import ArenaConfigError, excerpt
 from .generation.answers import ModelAnswers
 from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.openai_judge import missing_credentials
 from .judging.runner import Judgment, MatchJudge
-from .judging.templates import choose_template, load_templates, skipped_reference_template
-from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, blocks, gate_id, plan_against_baseline,
-                   plan_pairwise, plan_single)
-from .questions import Question, load_questions
+from .judging.templates import (TurnsNotCovered, answer_problem, choose_template, load_templates,
+                                skipped_reference_template)
+from .plan import (Battle, Scoring, ambiguous_names, ambiguous_questions, blocks, describe, gate_id,
+                   plan_against_baseline, plan_pairwise, plan_single, shared_ids)
+from .question_sets import load_question_sets
+from .questions import Question
 from .store import file_lock, read_jsonl
 
 Match = Battle | Scoring
@@ -38,12 +40,13 @@ class ArenaSession:
         self.log = log
         self.limit = limit
         self.question_sets = bool(question_files)  # named sets: their names prefix item IDs
+        self.question_files = [Path(f) for f in question_files or ()]
         self.baseline_report = Path(baseline_report) if baseline_report else None
         self.update_baseline = update_baseline
         self.previous = None  # the baseline report's table, read in preflight
         self.gate_results: dict[str, object] = {}
         self.mode = config.review.judge.mode
-        self.questions, self.is_limited = _load_question_sets(config, question_files, limit)
+        self.questions, self.is_limited = load_question_sets(config, question_files, limit)
         self.templates = load_templates(config.review.prompt_file)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._memo = DigestMemo(self.cache_dir / "fingerprints.json" if self.cache_dir else None)
@@ -51,12 +54,18 @@ class ArenaSession:
         self.participants = self._participants()
         self._check_names()
         self.matches = self._plan()
+        self._check_item_ids(question_files)
         self.gates = list(config.gates)
         self.models_loaded: list[str] = []
         self.served_counters: dict[str, object] = {}  # API candidates: requests, answers, tokens
         self._selected: list[Match] = list(self.matches)
+        self._judged: list[Match] = list(self.matches)  # the selection, or the whole plan when gates run
         self._futures: dict[str, Future] = {}
+        self._reported: set[str] = set()  # matches whose item took its verdict (xdist controller: received it)
         self._prepared = False
+        self._preparation_error: tuple[BaseException, object] | None = None  # and its traceback
+        self._told: set[str] = set()  # items that reported the preparation's error
+        self._retries_left = True  # a rerun item retries a failed preparation once per run
         self._ready: set[str] = set()  # models whose answers this process holds
         self._generated = False
         self._judge: MatchJudge | None = None
@@ -91,7 +100,7 @@ class ArenaSession:
         if name not in self.config.models and baseline_file is None:
             raise ArenaConfigError(self.config.path, "rating_gen.baseline_model",
                                    f"expected one of the models in answers_gen ({', '.join(self.config.models)}) "
-                                   f"or a reviews_gen.baseline_file, got {name!r}")
+                                   f"or a reviews_gen.baseline_file, got {excerpt(name)}")
         return str(name)
 
     def _participants(self) -> dict[str, ModelAnswers]:
@@ -103,7 +112,7 @@ class ArenaSession:
         for spec in config.models.values():
             if targets is not None and spec.output_file not in targets and spec.name != self.baseline:
                 continue
-            if not spec.enable and not spec.output_file.is_file():
+            if not spec.enable and not os.path.isfile(spec.output_file):  # False, not OSError, for a name too long
                 self.log(f"{spec.name}: enable is false and {spec.output_file} does not exist; it takes no part")
                 continue
             chosen[spec.name] = ModelAnswers(spec.name, spec.output_file, spec, seed, memo)
@@ -137,6 +146,21 @@ class ArenaSession:
             raise ArenaConfigError(self.config.question_file or "--arena-questions", "question_id",
                                    f"ids {same_label[0]!r} and {same_label[1]!r} would share item IDs; make them distinct")
 
+    def _check_item_ids(self, question_files: list[Path] | None) -> None:
+        """One item ID, one match: otherwise one verdict is counted for two matches."""
+        self._question_files = {Path(f).stem: Path(f) for f in question_files or ()}
+        clash = shared_ids(self.matches)
+        if clash:
+            raise ArenaConfigError(self._question_file(clash[0].question), "question_id",
+                                   f"{describe(clash[0])} and {describe(clash[1])} would share the item ID "
+                                   f"{clash[0].id!r}; rename a model or change a question id")
+
+    def _question_file(self, question: Question):
+        """The file a question came from (for error messages)."""
+        if question.question_set is None:
+            return self.config.question_file or "--arena-questions"
+        return self._question_files.get(question.question_set, "--arena-questions")
+
     def _plan(self) -> list[Match]:
         names = list(self.participants)
         if self.mode == "single":
@@ -145,18 +169,39 @@ class ArenaSession:
             return plan_against_baseline(self.questions, names, self.baseline)
         return plan_pairwise(self.questions, names)
 
-    def preflight(self) -> None:
-        """Checks that need a library or a second look, but no model: every one before any load."""
-        review, path = self.config.review, self.config.path
+    def check_credentials(self) -> None:
+        """The judge's API key: asked for only by a run that has arena items to run (the plugin calls
+        it once collection is done), so ``--help`` or a run of the user's own tests never needs it."""
+        review = self.config.review
         if review.enable and review.judge.is_openai:
             problem = missing_credentials(review.judge)
             if problem:
-                raise ArenaConfigError(path, "reviews_gen.reviewer", problem)
+                raise ArenaConfigError(self.config.path, "reviews_gen.reviewer", problem)
+
+    def _check_paths(self) -> None:
+        """No two roles on one file, every output writable, every file we append to ours (paths.py)."""
+        from .paths import first_problem, run_roles
+
+        problem = first_problem(run_roles(
+            self.config, question_files=self.question_files, baseline_report=self.baseline_report,
+            update_baseline=self.update_baseline, baseline=self.baseline,
+            writers=[a.name for a in self.participants.values() if a.generates]))
+        if problem is not None:
+            raise problem
+
+    def preflight(self) -> None:
+        """Checks that need a library or a second look, but no model: every one before any load
+        (but the judge's key: ``check_credentials``)."""
+        review, path = self.config.review, self.config.path
+        self._check_paths()
         if review.enable:
             kind = "single" if self.mode == "single" else "pairwise"
             for question in self.questions:
                 try:
                     choose_template(self.templates, kind, question)
+                except TurnsNotCovered as exc:  # the question is beyond the templates, not the other way round
+                    raise ArenaConfigError(self._question_file(question), f"question_id {question.question_id!r}",
+                                           f"{exc} in {review.prompt_file}") from None
                 except LookupError as exc:
                     raise ArenaConfigError(review.prompt_file, "", f"{exc} (question {question.question_id!r})") from None
         self._check_gates()
@@ -229,9 +274,17 @@ class ArenaSession:
             raise ArenaConfigError(self.baseline_report, "", str(exc)) from None
 
     def select(self, matches: list[Match], gates: list[GateSpec]) -> None:
-        """What this run does (pytest's selection after -k/-m): only these are generated for and judged."""
-        self._selected = list(matches)
-        self.gates = list(gates)
+        """What this run does (pytest's selection after -k/-m/--lf): only these are generated for and
+        judged, and the whole plan when a gate runs: a gate rates the arena, not what a run selected.
+
+        Kept in plan (config) order, whatever order pytest or a plugin (pytest-randomly) runs the items
+        in: the online Elo takes the battles in this order, so the ratings do not change with it."""
+        in_plan = {m.id: i for i, m in enumerate(self.matches)}
+        self._selected = sorted(matches, key=lambda m: in_plan[m.id])
+        in_config = {gate_id(g): i for i, g in enumerate(self.config.gates)}
+        self.gates = sorted(gates, key=lambda g: in_config.get(gate_id(g), len(in_config)))
+        # (under xdist the workers judge the blocks of the selected items only)
+        self._judged = list(self.matches) if self.gates and self.role == "alone" else self._selected
         if self.role == "worker" and self._selected:
             self._block_of = blocks([m.id for m in self._selected], self._workers)
 
@@ -241,7 +294,7 @@ class ArenaSession:
         return len(self._selected) < len(self.matches) or self.is_limited
 
     def needed_models(self) -> list[str]:
-        needed = {m for match in self._selected for m in match.models}
+        needed = {m for match in self._judged for m in match.models}
         return [name for name in self.participants if name in needed]
 
     def gate_id(self, gate: GateSpec) -> str:
@@ -260,14 +313,16 @@ class ArenaSession:
         With an API judge a match is submitted as soon as its answers exist, so judging overlaps the
         generation of later models. A local judge is a model too: it loads only after the last
         candidate has been released, so two models never share the memory.
+
+        Done only once it has finished: an attempt cut short (a timeout, a failed load) is taken up
+        again where it stopped by the next call, never passed over as if it had finished.
         """
         if self._prepared:
             return
-        self._prepared = True
         review = self.config.review
-        if review.enable and not review.judge.is_local:
+        if review.enable and not review.judge.is_local and self._judge is None:
             self._judge = self._make_judge()
-        waiting = self.needed_models()
+        waiting = [name for name in self.needed_models() if name not in self._ready]
         while waiting:
             # Processes sharing the run (xdist workers) share the models: each takes one that nobody
             # is generating, and waits for another's only when every model left is taken.
@@ -281,13 +336,54 @@ class ArenaSession:
                 self._submit_ready()
         if review.enable and self._judge is None:
             self._judge = self._make_judge()
+        if self._judge is not None:
             self._submit_ready()
         self._generated = True
         self._settle_unjudged()
+        self._prepared = True
+
+    def prepare_run(self) -> None:
+        """Before the first item (pytest's run loop): generate and judge here, so that no item's
+        time limit (pytest-timeout) counts the arena's work; the judge's own timeout and retries
+        bound each call. A failure is kept for the items to report (``ready_for``)."""
+        try:
+            self.prepare()
+            if self.role == "alone":  # (an xdist worker judges the blocks it is given, as they come)
+                self._await_judgments()
+        except Exception as exc:  # noqa: BLE001 - every arena item reports it, as its fixture's error
+            self._preparation_error = (exc, exc.__traceback__)
+
+    def _await_judgments(self) -> None:
+        pending = [self._futures[m.id] for m in self._judged if not self._futures[m.id].done()]
+        extra = len(self._judged) - len(self._selected)
+        if extra:
+            self.log(f"the gates rate the whole arena: {extra} {self.match_kind} not selected are judged too "
+                     "(from the review cache where it has them)")
+        if pending:
+            self.log(f"judging {len(pending)} {self.match_kind} before the items report them")
+        for future in pending:
+            future.exception()  # waits; a judgment's own error is its item's to report
+
+    def ready_for(self, item_id: str) -> None:
+        """An arena item is about to use the session: the preparation's error, if it failed, is this
+        item's error; an item run again (pytest-rerunfailures) takes the preparation up again, once."""
+        if self._preparation_error is not None:
+            error, traceback = self._preparation_error
+            if item_id not in self._told or not self._retries_left:
+                self._told.add(item_id)
+                raise error.with_traceback(traceback)  # (the first traceback: it does not grow per item)
+            self._retries_left = False
+            self._preparation_error = None
+        try:
+            self.prepare()
+        except Exception as exc:
+            self._preparation_error = (exc, exc.__traceback__)
+            self._told.add(item_id)
+            raise
 
     def _settle_unjudged(self) -> None:
         """Answers only, or a match whose answer is missing: its outcome is known without a judge."""
-        for match in self._selected:
+        for match in self._judged:
             if match.id not in self._futures and self._judged_here(match):
                 self._futures[match.id] = _done(self._unjudged(match))
 
@@ -390,7 +486,7 @@ class ArenaSession:
         """Say once per category when questions without reference answers get the general template."""
         kind = "single" if self.mode == "single" else "pairwise"
         reported = set()
-        for question in {m.question.key: m.question for m in self._selected}.values():
+        for question in {m.question.key: m.question for m in self._judged}.values():
             skipped = skipped_reference_template(self.templates, kind, question)
             if skipped is not None and question.category not in reported:
                 reported.add(question.category)
@@ -399,11 +495,14 @@ class ArenaSession:
                          f"{used.name!r} instead of {skipped.name!r}")
 
     def _answers(self, match: Match) -> dict | None:
+        """The answers the judge compares; None when one is missing or cannot be shown (``_unjudged``)."""
         found = {m: self.participants[m].get(match.question) for m in match.models}
-        return None if None in found.values() else found
+        if None in found.values() or any(answer_problem(match.question, a.turns) for a in found.values()):
+            return None
+        return found
 
     def _submit_ready(self) -> None:
-        for match in self._selected:
+        for match in self._judged:
             if match.id in self._futures or not set(match.models) <= self._ready or not self._judged_here(match):
                 continue
             answers = self._answers(match)
@@ -417,19 +516,44 @@ class ArenaSession:
             reason = self.participants[missing[0]].failures.get(match.question.key)
             return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}"
                                              + (f" ({reason})" if reason else ""))
+        for name in match.models if self.config.review.enable else ():
+            # An empty answer, or one short of turns, is never sent: the judge would rate nothing.
+            answers = self.participants[name]
+            problem = answer_problem(match.question, answers.get(match.question).turns)
+            if problem:
+                return Judgment(match, (), error=f"{name}'s answer to question {match.question.question_id!r} "
+                                                 f"{problem} (in {answers.output_file}); it was not sent to the judge")
         return None
 
+    @property
+    def match_kind(self) -> str:
+        return "scorings" if self.mode == "single" else "battles"
+
     def judgment(self, match: Match) -> Judgment | None:
-        """The match's verdict (waiting for it), or None when reviews are disabled."""
+        """The match's verdict (waiting for it), or None when reviews are disabled.
+
+        Asked again for the same match (its item rerun, pytest-rerunfailures), a failed judgment is
+        asked of the judge once more instead of being handed back as it was."""
         self.prepare()
         if match.id not in self._futures:  # an xdist worker given an item of a block it had not taken
             self.take_block(match)
+        if match.id in self._reported:
+            self._reask(match)
+        self._reported.add(match.id)
         return self._futures[match.id].result()
+
+    def _reask(self, match: Match) -> None:
+        future = self._futures[match.id]
+        failed = future.exception() is not None or (future.result() is not None and not future.result().ok)
+        answers = self._answers(match)
+        if failed and self._judge is not None and answers is not None:  # (a missing answer stays missing)
+            self._futures[match.id] = self._judge.submit(match, answers)
+            self._ratings = None
 
     def judgments(self) -> list[Judgment]:
         """Finished judgments of the selection, in plan order."""
         found = []
-        for match in self._selected:
+        for match in self._judged:
             future = self._futures.get(match.id)
             if future is not None and future.done() and not future.cancelled() and future.exception() is None:
                 if future.result() is not None:
@@ -440,14 +564,14 @@ class ArenaSession:
         """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""
         if not self.config.review.enable:
             return 0, 0
-        total = len(self._selected) * self.calls_per_match()
+        total = len(self._judged) * self.calls_per_match()
         for name in self.needed_models():
             if self.participants[name].load_cached(self.questions):
                 return total, None
         probe = MatchJudge(None, self.config.review.judge, self.templates, self.config.review.review_file,
                            self._judge_identity())
         try:
-            cached = sum(probe.cached_calls(m, a) for m in self._selected if (a := self._answers(m)) is not None)
+            cached = sum(probe.cached_calls(m, a) for m in self._judged if (a := self._answers(m)) is not None)
         finally:
             probe.close()
         return total, cached
@@ -524,6 +648,7 @@ class ArenaSession:
     def receive_judgment(self, summary: dict) -> None:
         match = self._by_id[summary["id"]]
         self._futures[match.id] = _done(Judgment.from_summary(match, summary))
+        self._reported.add(match.id)
         self._ratings = None
 
     def receive_worker_output(self, output: dict) -> None:
@@ -576,55 +701,28 @@ class ArenaSession:
 
         if self.role != "controller":  # the controller has every verdict before its scheduler sends a gate
             self.prepare()
-            for match in self._selected:  # every verdict of the run is in before any gate is judged
+            for match in self._judged:  # every verdict of the run is in before any gate is judged
                 self._futures[match.id].exception()
         result = evaluate_gate(gate, self.ratings(), self.previous)
         self.gate_results[self.gate_id(gate)] = result
         return result
 
-    def report_path(self) -> Path:
+    def items_ran(self) -> tuple[int, int]:
+        """How many selected matches had their item take its verdict, of how many: fewer when the run
+        stopped early (-x, --maxfail, --sw) or an item did not run (an error in its setup, a skip)."""
+        return sum(m.id in self._reported for m in self._selected), len(self._selected)
+
+    def report_path(self, partial: bool = False) -> Path:
         path = self.config.rating.report_file
         # A -k run rates only part of the arena; it must not pass for the full report.
-        return path.with_name(f"{path.stem}.subset{path.suffix}") if self.is_subset else path
+        return path.with_name(f"{path.stem}.subset{path.suffix}") if self.is_subset or partial else path
 
-    def write_report(self) -> list[str]:
-        """Write the report (and the plot, the step summary, the updated baseline); say what was written."""
-        table = self.ratings()
-        if table is None or not self.config.rating.enable:
-            return []
-        from .report import markdown_summary, write_csv, write_plot
+    def write_report(self, stopped: str | None = None) -> list[str]:
+        """Write the report (and the plot, the step summary, the updated baseline); say what was written.
+        ``stopped``: why pytest stopped early, if it did."""
+        from .run_outputs import write_outputs
 
-        path = self.report_path()
-        write_csv(table.frame, path)
-        what = "a limited run (--arena-limit)" if self.is_limited else "a subset run"
-        written = [f"report: {path}" + (f" ({what}: the full report is left as it was)" if self.is_subset else "")]
-        sets = self.set_tables()
-        if sets:
-            import pandas as pd
-
-            by_set = pd.concat([t.frame.assign(Question_Set=name) for name, t in sets.items()], ignore_index=True)
-            by_set = by_set[["Question_Set", *[c for c in by_set.columns if c != "Question_Set"]]]
-            sets_path = path.with_name(f"{path.stem}.sets{path.suffix}")
-            write_csv(by_set, sets_path)
-            written.append(f"per-set report: {sets_path}")
-        plot = path.with_suffix(".png")
-        if write_plot(table, plot):
-            written.append(f"plot: {plot}")
-        else:
-            written.append("plot: pip install 'pytest-arena[plot]' (matplotlib) for a PNG of the ratings")
-        if self.update_baseline and self.baseline_report is not None:
-            if self.is_subset:
-                written.append(f"baseline: not updated from a subset run ({self.baseline_report})")
-            else:
-                write_csv(table.frame, self.baseline_report)
-                written.append(f"baseline: updated {self.baseline_report}")
-        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if step_summary:
-            gates = [(gate_id, r.passed, r.message) for gate_id, r in self.gate_results.items()]
-            with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown_summary(table, gates, self.previous))
-            written.append("step summary: appended to $GITHUB_STEP_SUMMARY")
-        return written
+        return write_outputs(self, stopped)
 
     def close(self) -> None:
         if self._judge is not None:
@@ -666,50 +764,3 @@ def _done(value) -> Future:
     future: Future = Future()
     future.set_result(value)
     return future
-
-
-def _load_question_sets(config: ArenaConfig, files: list[Path] | None, limit: int | None):
-    """The run's questions: ``question_file``, or named sets from ``--arena-questions``; with a limit,
-    the first ``limit`` of each set. Also says whether the limit left any question out."""
-    if files:
-        names = [Path(f).stem for f in files]
-        twice = next((n for n in names if names.count(n) > 1), None)
-        if twice:
-            raise ArenaConfigError("--arena-questions", "", f"two question sets are named {twice!r} (file stems must differ)")
-        sets = [load_questions(f, question_set=name) for f, name in zip(files, names)]
-    else:
-        sets = [load_questions(config.question_file)]
-    limited = limit is not None and any(len(questions) > limit for questions in sets)
-    questions = [q for questions in sets for q in (questions[:limit] if limit else questions)]
-    return _with_references(questions, config), limited
-
-
-def _with_references(questions: list[Question], config: ArenaConfig) -> list[Question]:
-    """Questions with the reference answers of ``reviews_gen.reference_file`` merged in."""
-    path = config.review.reference_file
-    if path is None:
-        return questions
-    references = {}
-    for record in read_jsonl(path):
-        turns = _reference_turns(record)
-        if "question_id" in record and turns:
-            references[record["question_id"]] = tuple(turns)
-    return [dataclasses.replace(q, reference=references[q.question_id]) if q.question_id in references else q
-            for q in questions]
-
-
-def _reference_turns(record: dict) -> list[str] | None:
-    """A reference answer record in any of the usual shapes: ``reference``, ``answer_turns``,
-    MT-bench's ``choices[0].turns``, or EvalScope's ``answer``."""
-    for key in ("reference", "answer_turns", "answer"):
-        value = record.get(key)
-        if isinstance(value, str) and value:
-            return [value]
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return value
-    choices = record.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        turns = choices[0].get("turns")
-        if isinstance(turns, list) and all(isinstance(t, str) for t in turns):
-            return turns
-    return None

@@ -3,12 +3,17 @@
 One cache-key function for everything (answers, reviews), and one way to read and append JSONL so a
 crash loses at most the line being written: each record is a single ``write`` of a whole line to a
 file opened for appending, and a torn last line (no newline: the writer died mid-line) is ignored on
-read and cut off before the next append.
+read and cut off before the next append. Only a torn record of ours is ever cut: a file that is not
+JSONL of records (a user's notes named as an output by mistake) is refused, never truncated.
+
+Lines are split on ``\n`` only: JSON strings may hold U+2028 or U+0085 raw, which ``str.splitlines``
+would take for line ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -76,8 +81,10 @@ def read_jsonl(path: Path, keep: bool = False) -> list[dict]:
             raise ArenaConfigError(path, f"line {number}", f"not a JSON record ({exc.msg})") from None
         except UnicodeDecodeError as exc:
             raise ArenaConfigError(path, f"line {number}", f"not UTF-8 text ({exc.reason})") from None
-        if isinstance(record, dict):
-            records.append(record)
+        if not isinstance(record, dict):
+            raise ArenaConfigError(path, f"line {number}", f"expected a JSON object (one record a line), "
+                                   f"got {_json_kind(record)}")
+        records.append(record)
     complete_count = len(records)
     if torn.strip():
         try:  # a file written by another tool may just lack the final newline
@@ -90,6 +97,78 @@ def read_jsonl(path: Path, keep: bool = False) -> list[dict]:
         with _KEPT_LOCK:
             _KEPT[os.path.abspath(path)] = (identity, len(raw) - len(torn), records, complete_count)
     return records
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    return {list: "an array", str: "a string"}.get(type(value), "a number")
+
+
+# How much of a file is read at once when looking for its first or last line (a line of ours is far shorter).
+_STEP = 1 << 20
+
+
+def foreign_content(path: Path) -> str | None:
+    """Why an existing file is not a JSONL file of records that we may append to (None: it is, or it
+    does not exist yet). Cheap for any size: it reads the first line and the last one, not the middle
+    (a broken line in between is refused by ``read_jsonl``, with its number)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_STEP)
+            size = handle.seek(0, os.SEEK_END)
+            last = _last_line(handle, size)
+    except FileNotFoundError:
+        return None
+    if last is not None and last.strip() and _not_a_record(last) is not None and not is_torn_record(last):
+        return "its last line is neither a JSON object nor a record torn by a crash"
+    pieces = head.split(b"\n")
+    for number, line in enumerate(pieces[:-1], start=1):  # the last piece is unfinished
+        if line.strip():
+            problem = _not_a_record(line)
+            return f"line {number} is {problem}" if problem else None
+    if len(head) < size and not pieces[-1].lstrip().startswith(b"{"):  # a first line longer than the head
+        return "line 1 is not a JSON object"
+    return None
+
+
+def _not_a_record(line: bytes) -> str | None:
+    try:
+        record = json.loads(line)
+    except ValueError:  # JSONDecodeError, or UnicodeDecodeError
+        return "not JSON"
+    return None if isinstance(record, dict) else f"{_json_kind(record)}, not a JSON object"
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def is_torn_record(line: bytes) -> bool:
+    """The start of a record as ``JsonlAppender`` writes it (``{"``...), cut short by a crash or a
+    full disk (which may leave as little as its first byte)."""
+    return bool(line) and b'{"'.startswith(line[:2])
+
+
+def _last_line(handle, size: int) -> bytes | None:
+    """The bytes after the file's last newline (None: the file ends with a newline or is empty).
+    Steps back until the last newline is in view: a last line longer than one step is read whole."""
+    if size == 0:
+        return None
+    handle.seek(size - 1)
+    if handle.read(1) == b"\n":
+        return None
+    start, cut = size, -1
+    while start > 0 and cut < 0:
+        start = max(0, start - _STEP)
+        handle.seek(start)
+        chunk = handle.read(size - start)
+        cut = chunk.rfind(b"\n")
+    return chunk[cut + 1:]
 
 
 class JsonlAppender:
@@ -110,39 +189,44 @@ class JsonlAppender:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _repair_torn_tail(self):
-        """Make the file end on a newline: a torn line is dropped, a finished one is closed."""
+        """Make the file end on a newline: a torn record of ours is dropped, a finished line is closed.
+
+        Anything else at the end is not ours to cut (preflight refuses such a file as an output): the
+        file is left as it is and the append refused.
+        """
         try:
             with open(self.path, "rb+") as handle:
                 size = handle.seek(0, os.SEEK_END)
-                if size == 0:
+                last = _last_line(handle, size)
+                if last is None:
                     return
-                handle.seek(size - 1)
-                if handle.read(1) == b"\n":
-                    return
-                # Step back until the last newline is in view: a last line longer than one
-                # step must not make us cut the whole file.
-                start, cut = size, -1
-                while start > 0 and cut < 0:
-                    start = max(0, start - (1 << 20))
-                    handle.seek(start)
-                    tail = handle.read()
-                    cut = tail.rfind(b"\n")
-                last = tail[cut + 1:]
-                try:
-                    json.loads(last)
+                if not last.strip() or _is_json(last):
                     handle.seek(0, os.SEEK_END)
                     handle.write(b"\n")
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    handle.truncate(start + cut + 1 if cut >= 0 else 0)
+                elif is_torn_record(last):
+                    handle.truncate(size - len(last))
+                else:
+                    raise ArenaConfigError(self.path, "", "not a JSONL file of records (its last line is not a "
+                                           "record of ours); it is left as it is and nothing is appended")
         except FileNotFoundError:
             pass
 
     def append(self, record: dict) -> None:
+        """Write one record, whole, or raise OSError (a full disk: ``ENOSPC``). After a failed write the
+        file is reopened on the next append, which first cuts a line the failure left torn."""
         line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
         with self._lock:
             if self._fd is None:
                 self._fd = self._open()
-            os.write(self._fd, line)
+            try:
+                written = os.write(self._fd, line)
+                if written < len(line):  # the file system took part of the line: it is full
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({written} of {len(line)} bytes "
+                                                "written)", str(self.path))
+            except OSError:
+                os.close(self._fd)
+                self._fd = None
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -178,7 +262,8 @@ class JsonlFollower:
         try:
             with open(self.path, "rb") as handle:
                 handle.seek(self.offset)
-                data = handle.read()
+                # What is there now, not more: a device in the file's place (/dev/zero) never ends.
+                data = handle.read(max(0, os.fstat(handle.fileno()).st_size - self.offset))
         except FileNotFoundError:
             return []
         end = data.rfind(b"\n") + 1  # a line still being written is read next time

@@ -66,3 +66,16 @@ def test_settings_a_backend_cannot_honour_are_refused(mapping, settings, key, sa
     with pytest.raises(UnsupportedSetting) as caught:
         mapping(settings)
     assert caught.value.key == key and says in caught.value.problem
+
+
+@pytest.mark.parametrize("text, stop, expected", [
+    ("one two\n\nthree", "\n\n", "one two"),
+    ("one END two STOP", ["STOP", "END"], "one "),   # the first stop string in the text, whichever is listed first
+    ("no stop here", ["END"], "no stop here"),
+    ("END at once", "END", ""),
+    ("unchanged", None, "unchanged"),
+])
+def test_transformers_answers_end_before_the_stop_string_as_vllm_and_apis_do(text, stop, expected):
+    from pytest_arena.generation.transformers_backend import cut_at_stop
+
+    assert cut_at_stop(text, stop) == expected

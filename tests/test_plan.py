@@ -8,7 +8,8 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from pytest_arena.config import GateSpec
-from pytest_arena.plan import VS, ambiguous_names, gate_id, plan_pairwise, safe_name
+from pytest_arena.plan import (VS, ambiguous_names, describe, gate_id, plan_pairwise, plan_single, safe_name,
+                               shared_ids)
 from pytest_arena.questions import Question
 
 ODD_NAMES = [
@@ -134,3 +135,35 @@ def test_gate_ids():
     assert gate_id(GateSpec("org/sft", min_elo=900)) == "elo-org--sft"
     assert gate_id(GateSpec("Qwen2-3B-sft", beats="Qwen2-0.5B")) == f"beats-Qwen2-3B-sft{VS}Qwen2-0.5B"
     assert gate_id(GateSpec("org/a b", beats="org/c")) == "beats-org--a_b--vs--org--c"
+
+
+def test_question_id_and_model_name_that_make_the_same_item_id_are_found():
+    """Question 'z' + model 'm-x' and question 'z-m' + model 'x' both make 'qz-m-x': one verdict would
+    count for two scorings."""
+    scorings = plan_single(questions("z", "z-m"), ["m-x", "x"])
+    clash = shared_ids(scorings)
+    assert clash is not None
+    first, second = clash
+    assert first.id == second.id == "qz-m-x"
+    assert (first.question.question_id, first.model) == ("z", "m-x")
+    assert (second.question.question_id, second.model) == ("z-m", "x")
+    assert describe(first) == "question 'z' with model 'm-x'"
+
+
+def test_pairwise_item_ids_that_clash_are_found():
+    battles = plan_pairwise(questions("z", "z-m"), ["m-x", "x", "y"])
+    first, second = shared_ids(battles)
+    assert first.id == second.id == "qz-m-x--vs--y"
+    assert describe(first) == "question 'z' with models 'm-x' and 'y'"
+    assert describe(second) == "question 'z-m' with models 'x' and 'y'"
+
+
+def test_model_names_holding_the_separator_clash():
+    battles = plan_pairwise(questions(1), ["a--vs--b", "c", "a", "b--vs--c"])
+    assert shared_ids(battles)[0].id == "q001-a--vs--b--vs--c"
+
+
+@pytest.mark.parametrize("models", [["Qwen2-3B", "Qwen2-0.5B", "Llama-3-8B"], ODD_NAMES[:6]])
+def test_ordinary_plans_have_unique_ids(models):
+    assert shared_ids(plan_pairwise(questions(1, 2, 17, "a-b"), models)) is None
+    assert shared_ids(plan_single(questions(1, 2, 17, "a-b"), models)) is None

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_arena.store import JsonlAppender, cache_key, file_lock, read_jsonl, write_atomic
+from pytest_arena.config import DEFAULT_TEMPLATES
+from pytest_arena.errors import ArenaConfigError
+from pytest_arena.judging.templates import load_templates
+from pytest_arena.questions import load_questions
+from pytest_arena.store import (JsonlAppender, JsonlFollower, cache_key, file_lock, foreign_content, read_jsonl,
+                                write_atomic)
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -229,3 +234,106 @@ def test_records_kept_by_a_check_are_read_once_and_only_while_the_file_is_unchan
     read_jsonl(path, keep=True)
     JsonlAppender(path).append({"n": 4})  # the file changed after the check: the kept records are stale
     assert [r["n"] for r in JsonlFollower(path).read_new()] == [1, 2, 3, 4]
+
+
+# --------------------------------------------------------------------------------------------------
+# Files that are not ours: refused, never cut
+
+
+@pytest.mark.parametrize("text, reason", [
+    (b"", None),
+    (b'{"a": 1}\n{"a": 2}\n', None),
+    (b'{"a": 1}\n{"a": 2', None),  # a torn record of ours
+    (b'{"a": 1}\n{', None),  # ... cut after its first byte (a full disk)
+    (b'{"a": 1}\n{"a": 2}', None),  # a finished record without its newline
+    (b'\n\n{"a": 1}\n', None),  # blank lines first
+    (b"remember: buy milk", "its last line is neither a JSON object nor a record torn by a crash"),
+    (b"remember: buy milk\n", "line 1 is not JSON"),
+    (b"model,elo\na,1000\n", "line 1 is not JSON"),
+    (b"[1, 2]\n", "line 1 is an array, not a JSON object"),
+    (b'\n"text"\n', "line 2 is a string, not a JSON object"),
+    (b'{"a": 1}\n42', "its last line is neither a JSON object nor a record torn by a crash"),
+], ids=["empty", "records", "torn-record", "torn-after-one-byte", "no-final-newline", "blank-first",
+        "text-no-newline", "text", "csv", "array", "string", "number-last"])
+def test_foreign_content_says_why_a_file_is_not_jsonl_of_records(tmp_path, text, reason):
+    path = tmp_path / "f"
+    path.write_bytes(text)
+    assert foreign_content(path) == reason
+    assert foreign_content(tmp_path / "missing") is None
+
+
+def test_foreign_content_reads_a_huge_file_by_its_ends(tmp_path):
+    path = tmp_path / "big.jsonl"
+    record = json.dumps({"text": "x" * (2 << 20)})  # longer than the 1 MiB read step
+    path.write_text(record + "\n" + record + "\n" + record[:-5], encoding="utf-8")
+    assert foreign_content(path) is None
+    path.write_text("x" * (2 << 20) + "\n" + record + "\n", encoding="utf-8")
+    assert foreign_content(path) == "line 1 is not a JSON object"
+
+
+@pytest.mark.parametrize("text", [b"remember: buy milk", b'{"i": 0}\n[1, 2', b"a,b\n1,2", b'{"i": 0}\n{ note'])
+def test_appender_never_cuts_a_tail_that_is_not_a_record_of_ours(tmp_path, text):
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text)
+    appender = JsonlAppender(path)
+    with pytest.raises(ArenaConfigError, match="not a JSONL file of records"):
+        appender.append({"i": 1})
+    appender.close()
+    assert path.read_bytes() == text
+
+
+def test_appender_cuts_a_record_torn_after_its_first_byte(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b'{"i": 0}\n{')
+    appender = JsonlAppender(path)
+    appender.append({"i": 1})
+    appender.close()
+    assert path.read_bytes() == b'{"i": 0}\n{"i": 1}\n'
+
+
+def test_read_jsonl_refuses_a_line_that_is_json_but_not_a_record(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"a": 1}\n[1, 2]\n', encoding="utf-8")
+    with pytest.raises(ArenaConfigError, match=r"line 2: expected a JSON object \(one record a line\), got an array"):
+        read_jsonl(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Lines end at "\n" only: U+2028 and U+0085 are characters of a JSON string
+
+
+ODD_BREAKS = "one\u2028two\u0085three\u2029four\x1cfive"
+
+
+def test_jsonl_with_unicode_line_separators_in_strings_is_read_whole(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"i": i, "text": ODD_BREAKS}, ensure_ascii=False) + "\n" for i in (1, 2)),
+                    encoding="utf-8")
+    assert "\u2028" in path.read_text(encoding="utf-8")  # raw, not escaped
+    assert read_jsonl(path) == [{"i": 1, "text": ODD_BREAKS}, {"i": 2, "text": ODD_BREAKS}]
+    assert JsonlFollower(path).read_new() == [{"i": 1, "text": ODD_BREAKS}, {"i": 2, "text": ODD_BREAKS}]
+    assert foreign_content(path) is None
+
+
+def test_questions_with_unicode_line_separators_are_read_whole(tmp_path):
+    path = tmp_path / "q.jsonl"
+    lines = [{"question_id": 1, "text": ODD_BREAKS}, {"question_id": 2, "turns": [ODD_BREAKS, "and\u2028then?"]}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+    questions = load_questions(path)
+    assert [q.turns for q in questions] == [(ODD_BREAKS,), (ODD_BREAKS, "and\u2028then?")]
+
+
+def test_prompt_templates_with_unicode_line_separators_are_read_whole(tmp_path):
+    source = Path(DEFAULT_TEMPLATES).read_text(encoding="utf-8").split("\n")
+    record = json.loads(next(line for line in source if line.strip()))
+    record["system_prompt"] = "Judge well.\u2028Be fair.\u0085"
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\n", encoding="utf-8")
+    [template] = load_templates(path)
+    assert template.system_prompt == "Judge well.\u2028Be fair.\u0085"
+
+
+def test_an_unreadable_question_file_is_a_usage_error():
+    # Root reads any file, but not /proc/self/mem from its start: the read fails with EIO.
+    with pytest.raises(ArenaConfigError, match=r"cannot read the question file \(Input/output error\)"):
+        load_questions("/proc/self/mem")

@@ -11,7 +11,8 @@ import pytest
 
 from pytest_arena.config import DEFAULT_TEMPLATES
 from pytest_arena.errors import ArenaConfigError
-from pytest_arena.judging.templates import PromptTemplate, choose_template, load_templates, template_values
+from pytest_arena.judging.templates import (PromptTemplate, TurnsNotCovered, answer_problem, choose_template,
+                                            load_templates, template_values)
 from pytest_arena.questions import Question
 
 from test_config import COMPAT
@@ -258,3 +259,95 @@ def test_non_utf8_template_file(tmp_path):
     path.write_bytes(json.dumps(template_line("caf\u00e9"), ensure_ascii=False).encode("latin-1") + b"\n")
     with pytest.raises(ArenaConfigError, match="UTF-8"):
         load_templates(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Templates that could not show the judge what it judges
+
+@pytest.mark.parametrize("type, prompt, expected", [
+    ("pairwise", "{question}\n{answer_a}", "no {answer_b} placeholder"),
+    ("pairwise", "Compare the answers to: {question}", "no {answer_a} placeholder"),
+    ("single", "{question}", "no {answer} placeholder"),
+    ("pairwise", "{question_1}\n{answer_a_1}\n{question_2}\n{answer_a_2}\n{answer_b_1}", "no {answer_b_2} placeholder"),
+    ("single", "{question}\n{answer_a}", "unknown placeholder {answer_a}"),
+    ("pairwise", "{question}\n{answer}\n{answer_a}\n{answer_b}", "unknown placeholder {answer}"),
+    ("pairwise", "{question}\n{answer_a}\n{answer_b}\nBe {tone}.", "unknown placeholder {tone}"),
+    ("pairwise", "{question_0}\n{answer_a}\n{answer_b}", "unknown placeholder {question_0}"),
+    ("single", "{question}\n{answer}\n{answer_c_1}", "unknown placeholder {answer_c_1}"),
+], ids=["pair-no-answer-b", "pair-no-answers", "single-no-answer", "multi-turn-no-last-b", "single-with-answer-a",
+        "pair-with-answer", "unknown-name", "turn-zero", "unknown-turn-form"])
+def test_template_that_cannot_be_filled_is_a_config_error_naming_it(tmp_path, type, prompt, expected):
+    broken = template_line("broken", type=type, prompt_template=prompt)
+    path = write_templates(tmp_path, [template_line("good"), broken])
+    with pytest.raises(ArenaConfigError) as info:
+        load_templates(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: line 2: template 'broken': prompt_template: "), message
+    assert expected in message
+
+
+def test_braces_that_are_no_placeholder_are_allowed(tmp_path):
+    """JSON in a template's prose ({"winner": "A"}, a ranking list) is not a placeholder."""
+    prompt = ('{question}\n{answer_a}\n{answer_b}\nReply like [{"model": "model_1", "rank": 1}] or {"winner": "A"} '
+              "or { spaced } or {}")
+    templates = load_templates(write_templates(tmp_path, [template_line("json", prompt_template=prompt)]))
+    assert templates[0].turns == 1
+
+
+def test_turns_a_template_shows():
+    multi = PromptTemplate("m", "pairwise", "s", "{question_1} {answer_a_1} {answer_b_1} {question_2} {answer_a_2} "
+                           "{answer_b_2}", "[[A]]", ("general",))
+    assert multi.turns == 2 and multi.multi_turn
+    assert PromptTemplate("s", "single", "s", "{question} {answer}", "[[rating]]", ("general",)).turns == 1
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "single"])
+def test_question_with_more_turns_than_any_template_is_refused(templates, kind):
+    """A 3-turn question is not judged on two of its turns."""
+    question = q("writing", turns=("One.", "Two.", "Three."), qid=7)
+    with pytest.raises(TurnsNotCovered) as info:
+        choose_template(templates, kind, question)
+    message = str(info.value)
+    assert message.startswith(f"3 turns (a multi-turn question), but no {kind} template shows 3: they show 1 or 2")
+    assert info.value.template.turns == 2 and info.value.template.name in message
+
+
+def test_question_with_fewer_turns_than_every_template_is_refused(tmp_path):
+    multi = template_line("pair-2", prompt_template="{question_1}{answer_a_1}{answer_b_1}"
+                                                    "{question_2}{answer_a_2}{answer_b_2}")
+    templates = load_templates(write_templates(tmp_path, [multi]))
+    with pytest.raises(TurnsNotCovered, match="1 turn, but no pairwise template shows 1: they show 2"):
+        choose_template(templates, "pairwise", q())
+
+
+@pytest.mark.parametrize("turns, problem", [
+    (("",), "is empty"),
+    ((" \n\t",), "is empty"),
+    (("A1",), None),
+])
+def test_answer_problem_single_turn(turns, problem):
+    assert answer_problem(q(), turns) == problem
+
+
+@pytest.mark.parametrize("turns, problem", [
+    (("A1",), "answers 1 of the question's 2 turns"),
+    (("A1", "  "), "is empty in turn 2"),
+    (("", "A2"), "is empty in turn 1"),
+    (("A1", "A2"), None),
+])
+def test_answer_problem_multi_turn(turns, problem):
+    assert answer_problem(q(turns=("Q1", "Q2")), turns) == problem
+
+
+def test_template_values_refuse_an_answer_that_cannot_be_shown():
+    """A last guard: an empty answer or a missing turn never becomes '' or a literal {answer_a_2}."""
+    with pytest.raises(ValueError, match="the answer_b to question 1 is empty"):
+        template_values(q(), {"answer_a": ("A1",), "answer_b": ("   ",)})
+    with pytest.raises(ValueError, match="answers 1 of the question's 2 turns"):
+        template_values(q(turns=("Q1", "Q2")), {"answer": ("T1",)})
+
+
+def test_unnumbered_reference_placeholder_is_filled():
+    template = PromptTemplate("t", "single", "s", "{question} / {ref_answer} / {answer}", "[[rating]]", ("math",))
+    values = template_values(q("math", reference=["Four."]), {"answer": ("4",)})
+    assert template.render(values) == "What is 2+2? / Four. / 4"

@@ -77,6 +77,10 @@ def junit_cases(path) -> dict:
         outcome = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
         properties = {p.get("name"): p.get("value") for p in case.iter("property")}
         cases[case.get("name")] = (outcome, properties)
+    # Under JUnit's default xunit2 an item's properties are the suite's, named `<test name>.<property>`.
+    for suite_property in ET.parse(path).getroot().iterfind("testsuite/properties/property"):
+        test_name, _, name = suite_property.get("name").rpartition("].")
+        cases[test_name + "]"][1][name] = suite_property.get("value")
     return cases
 
 

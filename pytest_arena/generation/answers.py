@@ -34,7 +34,8 @@ class Answer:
 def answer_from_record(model: str, question_id, record: dict) -> Answer:
     # The question's own id: a cached record may come from another question with the same text.
     turns = record.get("answer_turns") or [record.get("answer", "")]
-    return Answer(model, question_id, tuple(str(t) for t in turns))
+    # A null turn is no answer: it becomes "" (refused before judging), never the word "None".
+    return Answer(model, question_id, tuple("" if t is None else str(t) for t in turns))
 
 
 class ModelAnswers:

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import UnsupportedSetting
+from ..errors import UnsupportedSetting, excerpt
+from ..redact import public_url  # noqa: F401 - answers.py and session.py import it from here
 from ..tally import Tally
 from .transformers_backend import GENERATION_DEFAULTS
 
@@ -79,26 +79,17 @@ def _check_types(generation_config: dict) -> None:
     for key in ("presence_penalty", "frequency_penalty"):
         value = generation_config.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not -2 <= value <= 2):
-            raise UnsupportedSetting(key, f"expected a number between -2 and 2, got {value!r}")
+            raise UnsupportedSetting(key, f"expected a number between -2 and 2, got {excerpt(value)}")
     seed = generation_config.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise UnsupportedSetting("seed", f"expected an integer, got {seed!r}")
+        raise UnsupportedSetting("seed", f"expected an integer, got {excerpt(seed)}")
     min_p = generation_config.get("min_p")
     if min_p is not None and (isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0 <= min_p <= 1):
-        raise UnsupportedSetting("min_p", f"expected a number between 0 and 1, got {min_p!r}")
+        raise UnsupportedSetting("min_p", f"expected a number between 0 and 1, got {excerpt(min_p)}")
     stop = generation_config.get("stop")
     if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and stop
                                                           and all(isinstance(s, str) for s in stop))):
-        raise UnsupportedSetting("stop", f"expected a string or a list of strings, got {stop!r}")
-
-
-def public_url(url: str) -> str:
-    """The URL without user:password and query: what may be written to answer records and logs."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+        raise UnsupportedSetting("stop", f"expected a string or a list of strings, got {excerpt(stop)}")
 
 
 @dataclass

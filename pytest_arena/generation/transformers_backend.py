@@ -13,8 +13,9 @@ import warnings
 from dataclasses import dataclass
 
 from ..config import ModelSpec
+from .settings import DEFAULT_MAX_NEW_TOKENS
 
-GENERATION_DEFAULTS = {"max_new_tokens": 256}
+GENERATION_DEFAULTS = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS}
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,16 @@ def generation_config_for(spec: ModelSpec):
         warnings.simplefilter("ignore")  # e.g. temperature set with do_sample false: harmless, not our business
         config.validate()
     return config
+
+
+def cut_at_stop(text: str, stop_strings) -> str:
+    """The text before the first stop string: generate() stops once one is written and keeps it, while
+    vLLM and chat APIs leave it out; answers read the same whichever backend wrote them."""
+    if not stop_strings:
+        return text
+    ends = [text.find(stop) for stop in ([stop_strings] if isinstance(stop_strings, str) else stop_strings)]
+    found = [end for end in ends if end >= 0]
+    return text[:min(found)] if found else text
 
 
 def pick_device(requested: str | None) -> str:
@@ -121,7 +132,9 @@ class TransformersGenerator(ChatPrompts):
             batch = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=add_special)
             batch = {k: v.to(self.model.device) for k, v in batch.items()}
             with torch.inference_mode():
-                output = self.model.generate(**batch, generation_config=self.generation_config)
+                # The tokenizer lets generate() find stop_strings in the text, whatever tokens spell them.
+                output = self.model.generate(**batch, generation_config=self.generation_config,
+                                             tokenizer=self.tokenizer)
             prompt_width = batch["input_ids"].shape[1]
             for row, mask in zip(output, batch["attention_mask"]):
                 new_tokens = row[prompt_width:]
@@ -129,7 +142,8 @@ class TransformersGenerator(ChatPrompts):
                 eos = self.generation_config.eos_token_id
                 eos_ids = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
                 produced = int(sum(1 for t in new_tokens.tolist() if t != pad and t not in eos_ids))
-                text = self.tokenizer.decode(new_tokens, skip_special_tokens=True).strip()
+                text = cut_at_stop(self.tokenizer.decode(new_tokens, skip_special_tokens=True),
+                                   self.generation_config.stop_strings).strip()
                 results.append(GeneratedText(text, int(mask.sum()), produced))
         return results
 

@@ -18,7 +18,7 @@ import gc
 import importlib.util
 import time
 
-from ..errors import UnsupportedSetting
+from ..errors import UnsupportedSetting, excerpt
 from .transformers_backend import GENERATION_DEFAULTS, ChatPrompts, GeneratedText
 
 INSTALL_HINT = 'pip install "pytest-arena[vllm]"'
@@ -76,7 +76,7 @@ def sampling_kwargs(settings: dict, model_defaults: dict | None = None, seed: in
         kwargs["repetition_penalty"] = float(merged["repetition_penalty"])
     stop = settings.get("stop_strings")
     if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop))):
-        raise UnsupportedSetting("stop_strings", f"expected a string or a list of strings, got {stop!r}")
+        raise UnsupportedSetting("stop_strings", f"expected a string or a list of strings, got {excerpt(stop)}")
     if stop:
         kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
     if seed is not None:

@@ -12,6 +12,7 @@ import os
 
 from ..config import JudgeSpec
 from ..openai_chat import ChatCallError, ChatReply, ThreadClients, chat
+from ..redact import url_secret_problem
 
 # One class each, under the judge's names too: local judges raise JudgeCallError and the runner catches
 # it, so an error from chat() must be the same class, not a sibling.
@@ -24,6 +25,11 @@ def missing_credentials(spec: JudgeSpec) -> str | None:
     if not os.environ.get(spec.api_key_env):
         return (f"the judge needs an API key in the environment variable {spec.api_key_env} "
                 f"(set it, or set reviews_gen.reviewer.args.api_key_env to the variable that holds it)")
+    # Without base_url the openai client reads OPENAI_BASE_URL: the config's rule holds for it too.
+    env_url = os.environ.get("OPENAI_BASE_URL") if spec.base_url is None else None
+    problem = url_secret_problem(env_url) if env_url else None
+    if problem:
+        return f"the environment variable OPENAI_BASE_URL (the judge's URL, as no base_url is set) {problem}"
     return None
 
 

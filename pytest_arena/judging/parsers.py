@@ -22,6 +22,11 @@ Rules that differ from EvalScope and FastChat, on purpose:
   -- one line holding three or more tokens with all-different labels, or three or more consecutive lines
   holding one token each with all-different labels. So a reply cut off right after quoting the format is
   an error, not a tie.
+* **Verdicts copied from an answer are not verdicts.** Given the answers' texts (``quoted``), a token
+  (a label, a rating, a ranking list, a rating line read as a fallback) that the reply copied out of an
+  answer is ignored (``quoted.py`` says what a copy is). A judge that decides ``[[A]]`` and then quotes
+  B's answer ending in ``[[B]]`` gives A; a judge that only echoes its prompt gives no verdict at all.
+  ``ParsedVerdict.source`` says what was read and what was ignored.
 * **No verdict is an error**, never a win for B, a tie or a score of -1: the parsers raise
   :class:`VerdictParseError`, whose message says what was expected and quotes the end of the reply.
   A wrong ``output_format`` is a configuration error and raises a plain :class:`ValueError`.
@@ -41,8 +46,10 @@ import functools
 import json
 import re
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator
+
+from .quoted import Quoted, bracket_spans, without_quotes
 
 __all__ = [
     "ParsedVerdict",
@@ -71,12 +78,15 @@ class ParsedVerdict:
     ``winner`` is ``"A"``, ``"B"`` or ``"tie"`` for pairwise formats and None for a single score;
     ``strength`` is 2 for arena-hard's strong verdicts (``A>>B``, ``B>>A``), else 1; ``score`` is the
     ``[[rating]]`` value; ``scores`` the ``[[rating_a,rating_b]]`` pair (``winner`` is then derived from it).
+    ``source`` says where in the reply the verdict was read, and what was ignored as quoted from an
+    answer (``"last verdict token; ignored 1 token quoted from answer B"``); it is not part of the verdict.
     """
 
     winner: str | None = None
     strength: int = 1
     score: float | None = None
     scores: tuple[float, float] | None = None
+    source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.winner not in (None, "A", "B", "tie"):
@@ -89,13 +99,15 @@ class VerdictParseError(ValueError):
     """The judge's reply holds no usable verdict.
 
     ``expected`` names the format that was looked for; ``excerpt`` is the end of the reply (at most
-    200 characters). Both are also in the message.
+    200 characters); ``problem`` what was wrong. All are also in the message.
     """
 
-    def __init__(self, message: str, *, expected: str | None = None, excerpt: str | None = None) -> None:
+    def __init__(self, message: str, *, expected: str | None = None, excerpt: str | None = None,
+                 problem: str | None = None) -> None:
         super().__init__(message)
         self.expected = expected
         self.excerpt = excerpt
+        self.problem = problem
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +127,7 @@ def _error(problem: str, expected: str, completion: str) -> VerdictParseError:
         f"{problem}: expected {expected}; the reply ends with: {excerpt!r}",
         expected=expected,
         excerpt=excerpt,
+        problem=problem,
     )
 
 
@@ -260,6 +273,31 @@ def _check_rating(value: float, raw: str, expected: str, completion: str) -> flo
 
 
 # --------------------------------------------------------------------------------------------------
+# verdicts copied from the answers
+
+def _ranking_spans(text: str) -> list[tuple[int, int]]:
+    starts = [m.start() for m in _RANKING_START.finditer(text)][-_MAX_RANKING_CANDIDATES:]
+    return [(start, end + 1) for start in starts if (end := _matching_bracket(text, start)) is not None]
+
+
+def _without_quotes(parse: Callable[[str], ParsedVerdict], text: str, quoted: Quoted | None,
+                    spans: Callable[[str], list[tuple[int, int]]] = bracket_spans, *,
+                    edge_lines: bool = False) -> ParsedVerdict:
+    """``parse(text)`` with the spans copied from a quoted answer blanked out; the verdict's source
+    (or the error) says what was ignored."""
+    if not quoted:
+        return parse(text)
+    unquoted, note = without_quotes(text, quoted, spans, edge_lines=edge_lines)
+    try:
+        verdict = parse(unquoted)
+    except VerdictParseError as exc:
+        if not note:
+            raise
+        raise _error(f"{exc.problem} ({note})", exc.expected or "", text) from None
+    return replace(verdict, source=f"{verdict.source}; {note}") if note else verdict
+
+
+# --------------------------------------------------------------------------------------------------
 # lmsys_parser: "[[A]]", "[[rating]]", "[[rating_a,rating_b]]"
 
 _AB_TOKEN = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.IGNORECASE)
@@ -273,7 +311,7 @@ def _parse_ab(completion: str) -> ParsedVerdict:
     )
     if not tokens:
         raise _error("no verdict found", _AB_EXPECTED, completion)
-    return ParsedVerdict(winner=str(tokens[-1][1]))
+    return ParsedVerdict(winner=str(tokens[-1][1]), source="last verdict token")
 
 
 _RATING_TOKEN = re.compile(rf"\[\[\s*({_NUM})\s*(?:/\s*10\s*)?\]\]")
@@ -292,14 +330,14 @@ def _parse_rating(completion: str) -> ParsedVerdict:
         completion, _RATING_TOKEN, lambda m: m.group(1), labels_can_be_menus=False
     )
     if tokens:
-        raw = str(tokens[-1][1])
+        raw, source = str(tokens[-1][1]), "last rating token"
     else:
         last = _last_line(completion)
         m = _RATING_LABELLED.search(last) or _RATING_BARE.fullmatch(last)
         if m is None:
             raise _error("no rating found", _RATING_EXPECTED, completion)
-        raw = next(g for g in m.groups() if g is not None)
-    return ParsedVerdict(score=_check_rating(float(raw), raw, _RATING_EXPECTED, completion))
+        raw, source = next(g for g in m.groups() if g is not None), "rating on the last line"
+    return ParsedVerdict(score=_check_rating(float(raw), raw, _RATING_EXPECTED, completion), source=source)
 
 
 _PAIR_TOKEN = re.compile(rf"\[\[\s*({_NUM})\s*(?:,\s*|\s+)({_NUM})\s*\]\]")
@@ -315,16 +353,19 @@ def _parse_rating_pair(completion: str) -> ParsedVerdict:
     )
     if tokens:
         raw_a, raw_b = tokens[-1][1]  # type: ignore[misc]
+        source = "last pair of ratings token"
     else:
         # FastChat's original prompt asks for the pair alone on the first line; judges also put it last
-        m = _PAIR_LINE.fullmatch(_last_line(completion)) or _PAIR_LINE.fullmatch(_first_line(completion))
+        m, source = _PAIR_LINE.fullmatch(_last_line(completion)), "ratings on the last line"
+        if m is None:
+            m, source = _PAIR_LINE.fullmatch(_first_line(completion)), "ratings on the first line"
         if m is None:
             raise _error("no pair of ratings found", _PAIR_EXPECTED, completion)
         raw_a, raw_b = m.group(1), m.group(2)
     a = _check_rating(float(raw_a), raw_a, _PAIR_EXPECTED, completion)
     b = _check_rating(float(raw_b), raw_b, _PAIR_EXPECTED, completion)
     winner = "A" if a > b else "B" if b > a else "tie"
-    return ParsedVerdict(winner=winner, scores=(a, b))
+    return ParsedVerdict(winner=winner, scores=(a, b), source=source)
 
 
 _LMSYS_DISPATCH: dict[str, tuple[Callable[[str], ParsedVerdict], str]] = {
@@ -334,7 +375,7 @@ _LMSYS_DISPATCH: dict[str, tuple[Callable[[str], ParsedVerdict], str]] = {
 }
 
 
-def lmsys_parser(completion: str, output_format: str) -> ParsedVerdict:
+def lmsys_parser(completion: str, output_format: str, quoted: Quoted | None = None) -> ParsedVerdict:
     """Parse a reply in one of EvalScope's (FastChat's) formats, chosen by ``output_format``.
 
     ``"[[A]]"``: the last ``[[A]]``/``[[B]]``/``[[C]]`` token wins (case and inner spaces do not
@@ -347,7 +388,7 @@ def lmsys_parser(completion: str, output_format: str) -> ParsedVerdict:
 
     ``"[[rating_a,rating_b]]"``: the last ``[[8, 9]]`` (comma or space between) wins; without one, a
     last (or else first) line that is only the two numbers (``8, 9``, ``8 9``). Both in 1-10; the
-    higher rating wins, equal ratings are a tie.
+    higher rating wins, equal ratings are a tie. What the reply copied from the ``quoted`` answers is ignored.
     """
     key = _norm_format(output_format)
     if key not in _LMSYS_DISPATCH:
@@ -356,7 +397,8 @@ def lmsys_parser(completion: str, output_format: str) -> ParsedVerdict:
             f"expected one of {', '.join(LMSYS_OUTPUT_FORMATS)}"
         )
     parse, expected = _LMSYS_DISPATCH[key]
-    return parse(_require_text(completion, expected))
+    text = _require_text(completion, expected)
+    return _without_quotes(parse, text, quoted, edge_lines=key in _SCORE_FORMATS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,7 +480,7 @@ def _rank(value: object) -> int | None:
     return None
 
 
-def ranking_parser(completion: str, output_format: str) -> ParsedVerdict:
+def ranking_parser(completion: str, output_format: str, quoted: Quoted | None = None) -> ParsedVerdict:
     """Parse the last ranking list in the reply (JSON or Python literal syntax; ``ast.literal_eval``,
     never ``eval``).
 
@@ -447,10 +489,15 @@ def ranking_parser(completion: str, output_format: str) -> ParsedVerdict:
     ``model`` key is the answer; if it is malformed (missing model, duplicate, rank not a positive
     integer) or cut off, that is an error -- an earlier list is not used instead. A list that closely
     follows ``for example`` / ``e.g.`` is skipped. ``output_format`` is not needed, but a single-score
-    format (``[[rating]]``, ``[[rating_a,rating_b]]``) is a configuration error.
+    format (``[[rating]]``, ``[[rating_a,rating_b]]``) is a configuration error. A list copied from one
+    of the ``quoted`` answers is ignored.
     """
     _reject_score_format("ranking_parser", output_format)
     text = _require_text(completion, _RANKING_EXPECTED)
+    return _without_quotes(_parse_ranking, text, quoted, _ranking_spans)
+
+
+def _parse_ranking(text: str) -> ParsedVerdict:
     for start, value in _ranking_candidates(text):
         if value is None:
             raise _error("the ranking list is cut off", _RANKING_EXPECTED, text)
@@ -478,7 +525,7 @@ def _ranking_verdict(items: list[dict], text: str) -> ParsedVerdict:
     if set(ranks) != {"A", "B"}:
         raise _error("the ranking does not rank both models", _RANKING_EXPECTED, text)
     a, b = ranks["A"], ranks["B"]
-    return ParsedVerdict(winner="A" if a < b else "B" if b < a else "tie")
+    return ParsedVerdict(winner="A" if a < b else "B" if b < a else "tie", source="last ranking list")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -498,22 +545,26 @@ def _arena_label(m: re.Match) -> tuple[str, int] | None:
     return (winner, 2 if len(op) == 2 else 1)
 
 
-def arena_hard_parser(completion: str, output_format: str) -> ParsedVerdict:
+def arena_hard_parser(completion: str, output_format: str, quoted: Quoted | None = None) -> ParsedVerdict:
     """Parse arena-hard's verdict labels; the last label wins.
 
     ``[[A>>B]]``/``[[B>>A]]`` are strong verdicts (strength 2), ``[[A>B]]``/``[[B>A]]`` weak ones,
     ``[[A=B]]`` a tie. The mirrored spellings ``[[A<B]]``, ``[[A<<B]]``, ``[[B<A]]``, ``[[B=A]]`` are
     read as what they say. Case and inner spaces do not matter. A quoted menu of the choices or the
     template's "Example output" is skipped (module docstring). ``output_format`` is not needed, but a
-    single-score format is a configuration error.
+    single-score format is a configuration error. A label copied from a ``quoted`` answer is ignored.
     """
     _reject_score_format("arena_hard_parser", output_format)
     text = _require_text(completion, _ARENA_EXPECTED)
+    return _without_quotes(_parse_arena_hard, text, quoted)
+
+
+def _parse_arena_hard(text: str) -> ParsedVerdict:
     tokens = _verdict_tokens(text, _ARENA_TOKEN, _arena_label, labels_can_be_menus=True)
     if not tokens:
         raise _error("no verdict label found", _ARENA_EXPECTED, text)
     winner, strength = tokens[-1][1]  # type: ignore[misc]
-    return ParsedVerdict(winner=winner, strength=strength)
+    return ParsedVerdict(winner=winner, strength=strength, source="last verdict label")
 
 
 def _reject_score_format(parser: str, output_format: str | None) -> None:
@@ -528,19 +579,20 @@ def _reject_score_format(parser: str, output_format: str | None) -> None:
 
 # --------------------------------------------------------------------------------------------------
 
-PARSERS: dict[str, Callable[[str, str], ParsedVerdict]] = {
+PARSERS: dict[str, Callable[..., ParsedVerdict]] = {
     "lmsys_parser": lmsys_parser,
     "ranking_parser": ranking_parser,
     "arena_hard_parser": arena_hard_parser,
 }
 
 
-def parse_verdict(parser_name: str, completion: str, output_format: str) -> ParsedVerdict:
-    """Parse ``completion`` with the parser named in the config (``fn_completion_parser``)."""
+def parse_verdict(parser_name: str, completion: str, output_format: str, quoted: Quoted | None = None) -> ParsedVerdict:
+    """Parse ``completion`` with the parser named in the config (``fn_completion_parser``); ``quoted``
+    maps a label (``"answer B"``) to an answer the judge was shown: verdicts copied from it do not count."""
     try:
         parser = PARSERS[parser_name]
     except (KeyError, TypeError):
         raise KeyError(
             f"unknown fn_completion_parser {parser_name!r}; expected one of: {', '.join(PARSERS)}"
         ) from None
-    return parser(completion, output_format)
+    return parser(completion, output_format, quoted)

@@ -9,19 +9,23 @@ and reused when it still parses; a call that failed left no reply, so the next r
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..config import JudgeSpec
+from ..errors import ArenaConfigError
 from ..generation.answers import Answer
 from ..plan import Battle, Scoring
 from ..store import JsonlAppender, JsonlFollower, cache_key
 from ..tally import Tally
+from .claims import PaidOnce, Ticket, when_all_done
 from .openai_judge import JudgeCallError
 from .parsers import ParsedVerdict, VerdictParseError, parse_verdict
 from .templates import PromptTemplate, choose_template, template_values
@@ -42,6 +46,12 @@ class Call:
     # For a likelihood verdict, the judge compares the answers themselves, not a prompt about them:
     # (question turns, answer A's turns, answer B's turns), in the order shown.
     exchange: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+    # The answers shown, as (label, turns): a verdict the judge copied out of one is no verdict.
+    quoted: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+# How the parser names an answer slot in ``verdict_source`` ("ignored 1 token quoted from answer B").
+QUOTED_LABELS = {"answer_a": "answer A", "answer_b": "answer B", "answer": "the answer"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,12 @@ class MatchJudge:
         self._replies_lock = threading.Lock()
         self._parsed: dict[str, ParsedVerdict] = {}
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix="arena-judge")
+        # A call in flight is shared by every judgment of this run that needs it, and claimed across
+        # the runs on this review file before it is asked.
+        self._paid_once = PaidOnce(review_file, cached=self._from_cache, refresh=self._catch_up,
+                                   start=self._start, share=_shared)
+        self._unwritable: str | None = None  # why the review file cannot be written: judging has stopped
+        self._cancelled = False  # closed without waiting: calls cut off in flight are no verdicts
 
     # -- what would be asked ------------------------------------------------------------------------
 
@@ -179,7 +195,8 @@ class MatchJudge:
             temperature=self.spec.temperature,
             max_tokens=self.spec.max_tokens,
         )
-        return Call(template, prompt, key, swapped, exchange)
+        quoted = tuple((QUOTED_LABELS[slot], tuple(turns)) for slot, turns in slots.items())
+        return Call(template, prompt, key, swapped, exchange, quoted)
 
     def cached_calls(self, match, answers) -> int:
         return sum(self._from_cache(call) is not None for call in self.calls(match, answers))
@@ -187,9 +204,29 @@ class MatchJudge:
     # -- running ------------------------------------------------------------------------------------
 
     def submit(self, match: Battle | Scoring, answers: dict[str, Answer]) -> Future:
-        """A future Judgment; cache hits resolve at once, misses run in the pool."""
-        results = [self._from_cache(call) or self._pool.submit(self._ask, call) for call in self.calls(match, answers)]
-        return _gather(results, lambda done: self._finish(match, done))
+        """A future Judgment; cache hits resolve at once, a call in flight for another judgment is
+        shared, the rest are claimed (across runs on the review file) and asked in the pool."""
+        parts, ticket = self._paid_once.plan(self.calls(match, answers))
+        return _gather(parts, lambda done: self._finish(match, done, ticket))
+
+    def _catch_up(self) -> None:
+        """Take in the replies that other runs on the same review file stored since we last looked."""
+        with self._replies_lock:
+            self._replies.update(_index_replies(self._follower.read_new()))
+
+    def _start(self, call: Call, reply: Future) -> None:
+        """Ask in the pool; ``reply`` gets the CallResult (a failure of ours is a failed call, not a hang)."""
+        def ask() -> None:
+            try:
+                result = self._ask(call)
+            except Exception as exc:  # noqa: BLE001
+                result = CallResult(call, "", None, cached=False, error=f"judge call failed: {exc!r}")
+            try:
+                reply.set_result(result)
+            except InvalidStateError:  # the judge was closed meanwhile
+                pass
+
+        self._pool.submit(ask)
 
     def _from_cache(self, call: Call) -> CallResult | None:
         text = self._replies.get(call.key)
@@ -206,15 +243,13 @@ class MatchJudge:
         return CallResult(call, text, verdict, cached=True)
 
     def _parse(self, text: str, call: Call) -> ParsedVerdict:
-        return parse_verdict(self.spec.fn_completion_parser, text, call.template.output_format)
+        # A likelihood verdict is our own line, not the judge's writing: nothing in it was copied.
+        quoted = dict(call.quoted) if call.exchange is None else None
+        return parse_verdict(self.spec.fn_completion_parser, text, call.template.output_format, quoted)
 
     def _ask(self, call: Call) -> CallResult:
-        # Another run on the same review file may have stored this reply since we started.
-        with self._replies_lock:
-            self._replies.update(_index_replies(self._follower.read_new()))
-        stored = self._from_cache(call)
-        if stored is not None:
-            return stored
+        if self._unwritable:  # a verdict that cannot be stored is not paid for
+            return CallResult(call, "", None, cached=False, error=self._unwritable)
         attempts = 2 if self.spec.reask_unparseable else 1
         for attempt in range(attempts):
             if attempt:
@@ -222,7 +257,7 @@ class MatchJudge:
             result = self._ask_once(call)
             if result.error is None or result.text == "":
                 break
-        if result.error:
+        if result.error and not self._cancelled:
             self.counters.add(failed=1)
         return result
 
@@ -249,14 +284,38 @@ class MatchJudge:
                               finish_reason=reply.finish_reason, usage=usage)
         return CallResult(call, reply.text, verdict, cached=False, finish_reason=reply.finish_reason, usage=usage)
 
-    def _finish(self, match: Battle | Scoring, results: list[CallResult]) -> Judgment:
-        judgment = self._combine(match, tuple(results))
-        self.counters.add(cached=sum(r.cached for r in results))
-        if judgment.consistent is not None:
-            self.counters.add(swapped_pairs=1, consistent_pairs=int(judgment.consistent))
-        if not judgment.cached:
-            self._record(judgment)
+    def _finish(self, match: Battle | Scoring, results: list[CallResult], ticket: Ticket) -> Judgment:
+        stored = False
+        try:
+            judgment = self._combine(match, tuple(results))
+            self.counters.add(cached=sum(r.cached for r in results))
+            if judgment.consistent is not None:
+                self.counters.add(swapped_pairs=1, consistent_pairs=int(judgment.consistent))
+            stored = judgment.cached
+            if not judgment.cached and not (judgment.error and self._cancelled):
+                judgment, stored = self._store(judgment)
+        finally:  # whatever happened, the claim goes and the judgments sharing these calls hear of it
+            self._paid_once.settle(ticket, {r.call.key: r if stored else _unstored(r, self._unwritable)
+                                            for r in results})
         return judgment
+
+    def _store(self, judgment: Judgment) -> tuple[Judgment, bool]:
+        """Write the judgment's review record, and say whether it was. One that cannot be written is a
+        failed judgment (its verdict is not counted), and judging stops: no more calls are paid for
+        verdicts we could not keep."""
+        if self._unwritable is None:
+            try:
+                self._record(judgment)
+                return judgment, True
+            except (OSError, ArenaConfigError) as exc:
+                self._stop_writing(exc)
+        return dataclasses.replace(judgment, winner=None, games=(), score=None, error=self._unwritable), False
+
+    def _stop_writing(self, exc: Exception) -> None:
+        with self._replies_lock:
+            first, self._unwritable = self._unwritable is None, self._unwritable or _unwritable(self._reviews.path, exc)
+        if first:  # one line for the run; each battle it stops fails with the same reason
+            self.log(f"judge: {self._unwritable}; judging stopped (no more calls are paid for)")
 
     def _combine(self, match, results: tuple[CallResult, ...]) -> Judgment:
         errors = [r.error for r in results if r.error]
@@ -306,6 +365,8 @@ class MatchJudge:
             record[f"cache_key{suffix}"] = result.call.key
             record[f"usage{suffix}"] = result.usage
             record[f"finish_reason{suffix}"] = result.finish_reason
+            # what the parser read (and ignored as copied from an answer); older records lack it
+            record[f"verdict_source{suffix}"] = result.verdict.source if result.verdict else None
         if judgment.error:
             record["error"] = judgment.error
         self._reviews.append(record)
@@ -314,8 +375,28 @@ class MatchJudge:
                 self._replies[result.call.key] = result.text
 
     def close(self, wait: bool = True) -> None:
+        self._cancelled = not wait
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._paid_once.close()
         self._reviews.close()
+
+
+def _unwritable(path: Path, exc: Exception) -> str:
+    """Why a verdict is not counted: its record could not be written (``ENOSPC: No space left on device``)."""
+    code = errno.errorcode.get(getattr(exc, "errno", None) or 0)
+    reason = f"{code}: {exc.strerror}" if code and getattr(exc, "strerror", None) else str(exc)
+    return f"not counted: the review file {path} could not be written ({reason})"
+
+
+def _shared(result: CallResult, call: Call) -> CallResult:
+    """Another judgment's stored reply to the same prompt, as this judgment's own: from the cache."""
+    return dataclasses.replace(result, call=call, cached=result.error is None, usage=None)
+
+
+def _unstored(result: CallResult, reason: str | None) -> CallResult:
+    """A reply whose record was not written: no verdict for the judgments that shared it."""
+    return dataclasses.replace(result, verdict=None, cached=False,
+                               error=reason or result.error or "the reply was not stored")
 
 
 def _index_replies(records: list[dict]) -> dict[str, str]:
@@ -332,9 +413,6 @@ def _index_replies(records: list[dict]) -> dict[str, str]:
 def _gather(parts: list, combine: Callable[[list], object]) -> Future:
     """One future for several CallResults (done already or futures), resolved by ``combine``."""
     gathered: Future = Future()
-    pending = [p for p in parts if isinstance(p, Future)]
-    remaining = [len(pending)]
-    lock = threading.Lock()
 
     def resolve():
         try:
@@ -342,15 +420,5 @@ def _gather(parts: list, combine: Callable[[list], object]) -> Future:
         except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the judgment
             gathered.set_exception(exc)
 
-    def one_done(_):
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            resolve()
-
-    if not pending:
-        resolve()
-    for part in pending:
-        part.add_done_callback(one_done)
+    when_all_done([p for p in parts if isinstance(p, Future)], resolve)
     return gathered

@@ -3,8 +3,12 @@
 A line: ``{"name", "type": "pairwise"|"single", "system_prompt", "prompt_template", "description",
 "category": str | [str, ...], "output_format"}``. Placeholders are ``{question}``, ``{answer_a}``,
 ``{answer_b}``, ``{answer}``, ``{ref_answer_1}`` and their per-turn forms ``{question_2}``,
-``{answer_a_2}``, ... Only those names are substituted, so braces in a template's prose or in a
-model's answer are left alone.
+``{answer_a_2}``, ... Only those names are substituted, so braces in a model's answer are left
+alone. A template file is checked when it is read: each template must show the judge every answer it
+judges (``{answer_a}`` and ``{answer_b}``, or ``{answer}``, in their turn forms for a multi-turn template)
+and may hold no other ``{name}`` placeholder (one that nothing fills would reach the judge as the literal
+``{name}``). A question is judged only by a template that covers exactly its turns, and only with answers
+that have a non-empty text for each turn (``answer_problem``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from ..questions import Question
 TEMPLATE_KEYS = ("name", "type", "system_prompt", "prompt_template", "output_format")
 GENERAL = "general"
 _PLACEHOLDER = re.compile(r"\{(question|answer|answer_a|answer_b|ref_answer)(?:_(\d+))?\}")
+# Anything that reads as a format placeholder: a {name} no slot fills would reach the judge as it is.
+_NAMED_BRACES = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# The answer slots each kind of template fills; a template must show the judge every one of them.
+ANSWER_SLOTS = {"pairwise": ("answer_a", "answer_b"), "single": ("answer",)}
 
 
 @dataclass(frozen=True)
@@ -34,8 +42,13 @@ class PromptTemplate:
     categories: tuple[str, ...]
 
     @cached_property
+    def turns(self) -> int:
+        """How many turns of a conversation the template shows (``{question_2}`` ... : two)."""
+        return max((int(turn or 1) for _, turn in _PLACEHOLDER.findall(self.prompt_template)), default=1)
+
+    @cached_property
     def multi_turn(self) -> bool:
-        return any(int(turn or 1) > 1 for _, turn in _PLACEHOLDER.findall(self.prompt_template))
+        return self.turns > 1
 
     @cached_property
     def needs_reference(self) -> bool:
@@ -64,7 +77,7 @@ class PromptTemplate:
 
 def load_templates(path: Path) -> list[PromptTemplate]:
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may be in a string
     except UnicodeDecodeError as exc:
         raise ArenaConfigError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     templates = []
@@ -88,26 +101,72 @@ def load_templates(path: Path) -> list[PromptTemplate]:
         if not isinstance(categories, (list, tuple)) or not all(isinstance(c, str) for c in categories):
             raise ArenaConfigError(path, where, f"category: expected a string or a list of strings, got {category!r}")
         categories = tuple(categories)
-        templates.append(
-            PromptTemplate(data["name"], data["type"], data["system_prompt"], data["prompt_template"],
-                           data["output_format"], categories)
-        )
+        template = PromptTemplate(data["name"], data["type"], data["system_prompt"], data["prompt_template"],
+                                  data["output_format"], categories)
+        problem = placeholder_problem(template)
+        if problem:
+            raise ArenaConfigError(path, where, f"template {template.name!r}: prompt_template: {problem}")
+        templates.append(template)
     if not templates:
         raise ArenaConfigError(path, "", "no prompt templates (expected one JSON object a line)")
     return templates
 
 
+def placeholder_problem(template: PromptTemplate) -> str | None:
+    """Why ``template`` cannot be filled in as a judge prompt of its type, or None.
+
+    Every ``{name}`` must be a slot of its type (``{answer_a}`` in a single template, ``{answer_x}`` or
+    ``{question_0}`` anywhere would reach the judge as written), and every answer slot must show the
+    template's last turn: a pairwise template without ``{answer_b}`` would have the judge pick between
+    one answer and nothing.
+    """
+    slots = ANSWER_SLOTS[template.type]
+    known = ("question", "ref_answer", *slots)
+    for name in dict.fromkeys(_NAMED_BRACES.findall(template.prompt_template)):
+        match = _PLACEHOLDER.fullmatch(f"{{{name}}}")
+        if match is None or match.group(1) not in known or int(match.group(2) or 1) == 0:
+            forms = ", ".join(f"{{{n}}}" for n in known)
+            return (f"unknown placeholder {{{name}}}: a {template.type} template can use {forms} "
+                    "and their turn forms ({question_2}, ...)")
+    turns = template.turns
+    present = {(n, int(t or 1)) for n, t in _PLACEHOLDER.findall(template.prompt_template)}
+    for slot in slots:
+        if (slot, turns) not in present:
+            form = f"{{{slot}}}" if turns == 1 else f"{{{slot}_{turns}}}"
+            return f"no {form} placeholder: the judge would not see that answer (of turn {turns})"
+    return None
+
+
+class TurnsNotCovered(LookupError):
+    """Templates of the kind exist, but none shows as many turns as the question has."""
+
+    def __init__(self, kind: str, question: Question, of_kind: list[PromptTemplate]):
+        n = len(question.turns)
+        self.template = max(of_kind, key=lambda t: t.turns)  # the longest there is
+        shown = " or ".join(str(t) for t in sorted({t.turns for t in of_kind}))
+        super().__init__(f"{_count(n, 'turn')}{' (a multi-turn question)' if n > 1 else ''}, but no {kind} "
+                         f"template shows {n}: they show {shown} (e.g. {self.template.name!r}: "
+                         f"{self.template.turns}); add a {kind} template for {_count(n, 'turn')}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def choose_template(templates: list[PromptTemplate], kind: str, question: Question) -> PromptTemplate:
     """The template for a question: its category's own if there is one, else the general one.
 
-    A reference-guided template is only used when the question has a reference answer; otherwise
-    the general template is used (EvalScope rendered the word "None" as the reference instead).
+    Only a template that shows exactly the question's turns is used: a 3-turn question is never
+    judged on two of its turns. A reference-guided template is only used when the question has a
+    reference answer; otherwise the general template is used (EvalScope rendered the word "None" as
+    the reference instead).
     """
+    of_kind = [t for t in templates if t.type == kind]
+    fitting = [t for t in of_kind if t.turns == len(question.turns)]
+    if of_kind and not fitting:
+        raise TurnsNotCovered(kind, question, of_kind)
     multi_turn = len(question.turns) > 1
-    usable = [
-        t for t in templates
-        if t.type == kind and t.multi_turn == multi_turn and len(question.reference or ()) >= t.reference_turns
-    ]
+    usable = [t for t in fitting if len(question.reference or ()) >= t.reference_turns]
     for wanted in (question.category, GENERAL):
         for template in usable:
             if wanted in template.categories:
@@ -118,14 +177,36 @@ def choose_template(templates: list[PromptTemplate], kind: str, question: Questi
     raise LookupError(f"no {kind} {turns} template for category {question.category!r}")
 
 
+def answer_problem(question: Question, turns: tuple[str, ...]) -> str | None:
+    """Why an answer cannot be shown to the judge, or None: an empty (or blank) answer, or fewer
+    answered turns than the question has, would be judged as the empty text or a literal
+    ``{answer_a_2}``."""
+    if len(turns) < len(question.turns):
+        return f"answers {len(turns)} of the question's {len(question.turns)} turns"
+    blank = [i for i, text in enumerate(turns[:len(question.turns)], start=1) if not text.strip()]
+    if not blank:
+        return None
+    if len(question.turns) == 1:
+        return "is empty"
+    return f"is empty in turn {blank[0]}"
+
+
 def template_values(question: Question, answers: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    """Placeholder values: ``answers`` maps a slot (``answer_a``, ``answer_b``, ``answer``) to its turns."""
+    """Placeholder values: ``answers`` maps a slot (``answer_a``, ``answer_b``, ``answer``) to its turns.
+
+    An answer ``answer_problem`` refuses is a ValueError: it must have been kept from the judge before.
+    """
     values: dict[str, str] = {"question": question.turns[0]}
     for i, turn in enumerate(question.turns, start=1):
         values[f"question_{i}"] = turn
     for i, ref in enumerate(question.reference or (), start=1):
         values[f"ref_answer_{i}"] = ref
+    if question.reference:
+        values["ref_answer"] = question.reference[0]
     for slot, turns in answers.items():
+        problem = answer_problem(question, turns)
+        if problem:
+            raise ValueError(f"the {slot} to question {question.question_id!r} {problem}")
         values[slot] = turns[-1] if len(question.turns) == 1 else turns[0]
         for i, text in enumerate(turns, start=1):
             values[f"{slot}_{i}"] = text

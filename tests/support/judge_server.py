@@ -28,7 +28,10 @@ A_END = "[The End of Assistant A's Answer]"
 B_START = "[The Start of Assistant B's Answer]"
 B_END = "[The End of Assistant B's Answer]"
 
-FAULT_KINDS = ("reset", "hang", "garbage", "empty_choices", "finish")
+FAULT_KINDS = ("reset", "hang", "garbage", "empty_choices", "finish", "drip", "drip_head")
+# A dripping reply stops after this many bytes (then drops the connection): a test whose client never
+# gives up still ends.
+DRIP_LIMIT = 60
 
 # OpenAI-style error ``type`` per status; anything else reads as a bad request.
 _ERROR_TYPES = {
@@ -58,6 +61,11 @@ class Fault:
     - ``Fault(kind="empty_choices")``: a valid completion with ``choices: []``.
     - ``Fault(kind="finish", finish_reason="length", content="[[A")``: a valid completion
       that stopped for another reason than "stop".
+    - ``Fault(kind="drip", seconds=0.1)``: status and headers at once, then the body one byte every
+      ``seconds``; ``kind="drip_head"`` drips from the status line on. Either stops after DRIP_LIMIT
+      bytes and drops the connection; ``JudgeServer.drips_cut`` counts the drips the client closed first.
+    - ``Fault(status=401, echo_headers=True)``: the error message quotes the request's headers (the
+      ``Authorization`` header included), as some proxies do.
     """
 
     status: int | None = None
@@ -67,6 +75,7 @@ class Fault:
     finish_reason: str = "length"
     content: str = "[[C]]"
     message: str | None = None
+    echo_headers: bool = False
 
     def __post_init__(self) -> None:
         if (self.status is None) == (self.kind is None):
@@ -181,6 +190,28 @@ def by_model(routes: dict[str, Reply | str], default: Reply | str | None = None)
     return reply
 
 
+def echo_prompt() -> Reply:
+    """A judge that only repeats its prompt (system and user messages): any verdict token in the
+    reply comes from the template or from an answer, none from the judge."""
+    return prompt_text
+
+
+def decide_then_quote(
+    verdict: str, side: str, *, a_start: str = A_START, a_end: str = A_END, b_start: str = B_START, b_end: str = B_END
+) -> Reply:
+    """Answer ``verdict`` first, then quote the answer of assistant ``side`` ("A" or "B") in full, as
+    judges that justify themselves do: a verdict token inside that answer comes last in the reply."""
+    if side not in ("A", "B"):
+        raise ValueError(f"side must be 'A' or 'B', not {side!r}")
+
+    def reply(request_body: dict) -> str:
+        answer_a, answer_b = _answer_blocks(request_body, a_start, a_end, b_start, b_end)
+        quoted = answer_a if side == "A" else answer_b
+        return f"Having compared both answers, my verdict: {verdict}\n\nFor the record, assistant {side} wrote:\n{quoted}"
+
+    return reply
+
+
 def faults_then(n: int, fault: Fault, then_reply: Reply | str) -> Reply:
     """Answer ``fault`` to the first ``n`` calls of each distinct request, then ``then_reply``.
 
@@ -267,7 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_json(500, f"judge reply returned {type(outcome).__name__}, not str or Fault")
 
     def _send_fault(self, judge: "JudgeServer", body: dict, fault: Fault) -> None:
-        if fault.status is not None:
+        if fault.status is not None and fault.echo_headers:
+            echoed = "; ".join(f"{name}: {value}" for name, value in self.headers.items())
+            self._send_error_json(fault.status, f"{fault.message or 'request refused'} (request headers: {echoed})")
+        elif fault.status is not None:
             self._send_error_json(fault.status, fault.message, retry_after=fault.retry_after)
         elif fault.kind == "reset":
             self._reset_connection()
@@ -280,6 +314,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_completion(body, None, None)
         elif fault.kind == "finish":
             self._send_completion(body, fault.content, fault.finish_reason)
+        elif fault.kind in ("drip", "drip_head"):
+            self._drip(judge, fault)
+
+    def _drip(self, judge: "JudgeServer", fault: Fault) -> None:
+        # Longer than DRIP_LIMIT, so a drip never completes a response: the client ends it or gets a cut-off one.
+        payload = (" " * DRIP_LIMIT + json.dumps({"choices": [{"message": {"content": fault.content}}]})).encode()
+        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n").encode()
+        self.close_connection = True
+        try:
+            if fault.kind == "drip":
+                self.wfile.write(head)
+                data = payload
+            else:
+                data = head + payload
+            for index in range(DRIP_LIMIT):
+                judge._wait(fault.seconds)
+                if judge._stopping.is_set():
+                    return
+                # Once the client has closed, the next write or the one after fails (EPIPE/ECONNRESET).
+                self.wfile.write(data[index:index + 1])
+        except OSError:
+            judge._drip_ended(cut=True)
+            return
+        judge._drip_ended(cut=False)
 
     def _reset_connection(self) -> None:
         # Linger 0 turns close() into a TCP RST, which the client sees as a reset, not a clean EOF.
@@ -395,6 +454,9 @@ class JudgeServer:
             self.requests: list[dict] = []
             self.auth_headers: list[str | None] = []
             self.reply_errors: list[Exception] = []
+            self.drips_cut = 0  # drips the client closed before DRIP_LIMIT bytes
+            self.drips_finished = 0  # drips that sent DRIP_LIMIT bytes (the client never gave up)
+            self.drip_over = threading.Event()  # set when a drip ends either way
             # in_flight is live state, not a counter: requests being served now still finish.
             self.in_flight: int = getattr(self, "in_flight", 0)
             self.max_in_flight = self.in_flight
@@ -445,6 +507,14 @@ class JudgeServer:
     def _request_finished(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def _drip_ended(self, *, cut: bool) -> None:
+        with self._lock:
+            if cut:
+                self.drips_cut += 1
+            else:
+                self.drips_finished += 1
+        self.drip_over.set()
 
     def _record_reply_error(self, error: Exception) -> None:
         with self._lock:

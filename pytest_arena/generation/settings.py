@@ -1,0 +1,241 @@
+"""A candidate's ``generation_config`` checked before anything loads, for every backend.
+
+transformers' ``GenerationConfig`` takes almost any value and only its logits processors complain, at
+``generate()`` time, after the model loaded (``typical_p: "high"``, ``epsilon_cutoff: 2``). Here each
+setting the project accepts gets its type and range, and the settings are checked together and
+against the checkpoint's context length, read from its config.json. Plain Python: no torch, no
+transformers, so config validation stays cheap and holds for transformers, vLLM and API candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import UnsupportedSetting, excerpt, kind_of
+
+# What max_new_tokens is when the config does not say (all backends).
+DEFAULT_MAX_NEW_TOKENS = 256
+# Seeds: what numpy's Generator, torch.manual_seed and vLLM all take (numpy refuses negatives).
+SEED_RANGE = (0, 2**32 - 1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The type and range one setting must have; ``expected`` says both in words."""
+
+    types: tuple[type, ...]
+    expected: str
+    valid: Callable[[Any], bool] = lambda value: True
+
+
+_INT, _NUMBER, _BOOL = (int,), (int, float), (bool,)
+
+
+def _positive_int(expected="a positive integer"):
+    return Rule(_INT, expected, lambda v: v >= 1)
+
+
+def _count(expected="an integer >= 0"):
+    return Rule(_INT, expected, lambda v: v >= 0)
+
+
+def _between(low, high, *, low_open=False, high_open=False):
+    left, right = "(" if low_open else "[", ")" if high_open else "]"
+    return Rule(_NUMBER, f"a number in {left}{low}, {high}{right}",
+                lambda v: (v > low if low_open else v >= low) and (v < high if high_open else v <= high))
+
+
+# Every numeric (and boolean) sampling setting a backend of this project may receive. Ranges are those
+# transformers' logits processors enforce (or silently ignore outside of, as epsilon_cutoff >= 1).
+RULES: dict[str, Rule] = {
+    "do_sample": Rule(_BOOL, "true or false"),
+    "max_new_tokens": _positive_int(),
+    "min_new_tokens": _count("a non-negative integer"),
+    "max_length": _positive_int(),
+    "min_length": _count("a non-negative integer"),
+    "max_time": Rule(_NUMBER, "seconds > 0", lambda v: v > 0),
+    "num_beams": _positive_int(),
+    "num_beam_groups": _positive_int(),
+    # One answer per question: more sequences would be read as answers to other questions.
+    "num_return_sequences": Rule(_INT, "1 (the arena keeps one answer per question)", lambda v: v == 1),
+    "temperature": Rule(_NUMBER, "a non-negative number", lambda v: v >= 0),
+    "top_k": _count("a non-negative integer"),
+    "top_p": _between(0, 1, low_open=True),
+    "top_h": _between(0, 1, low_open=True),
+    "min_p": _between(0, 1),
+    "typical_p": _between(0, 1, low_open=True),
+    "epsilon_cutoff": _between(0, 1, high_open=True),
+    "eta_cutoff": _between(0, 1, high_open=True),
+    "penalty_alpha": Rule(_NUMBER, "a number >= 0", lambda v: v >= 0),
+    "diversity_penalty": Rule(_NUMBER, "a number >= 0", lambda v: v >= 0),
+    "repetition_penalty": Rule(_NUMBER, "a positive number", lambda v: v > 0),
+    "encoder_repetition_penalty": Rule(_NUMBER, "a positive number", lambda v: v > 0),
+    "length_penalty": Rule(_NUMBER, "a number"),
+    "guidance_scale": Rule(_NUMBER, "a number >= 0", lambda v: v >= 0),
+    "no_repeat_ngram_size": _count(),
+    "encoder_no_repeat_ngram_size": _count(),
+    "prompt_lookup_num_tokens": _positive_int(),
+    "num_assistant_tokens": _positive_int(),
+    "max_matching_ngram_size": _positive_int(),
+    "assistant_confidence_threshold": _between(0, 1),
+    "pad_token_id": _count("a token id (an integer >= 0)"),
+    "bos_token_id": _count("a token id (an integer >= 0)"),
+    "use_cache": Rule(_BOOL, "true or false"),
+    "renormalize_logits": Rule(_BOOL, "true or false"),
+    "remove_invalid_values": Rule(_BOOL, "true or false"),
+    "low_memory": Rule(_BOOL, "true or false"),
+    # The arena reads generated token ids; a dict of outputs is not what it reads.
+    "return_dict_in_generate": Rule(_BOOL, "false (the arena reads only the generated tokens)", lambda v: not v),
+    # Chat-completions settings of API candidates (OpenAI's ranges).
+    "presence_penalty": _between(-2, 2),
+    "frequency_penalty": _between(-2, 2),
+    "seed": Rule(_INT, f"an integer from {SEED_RANGE[0]} to {SEED_RANGE[1]}",
+                 lambda v: SEED_RANGE[0] <= v <= SEED_RANGE[1]),
+}
+
+
+def finite(value) -> bool:
+    """A number that is neither NaN nor infinite, nor an integer too large to be a float."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def problem_with(value, rule: Rule) -> str | None:
+    """Why ``value`` breaks ``rule`` (one phrase), or None when it keeps it."""
+    # bool is an int in Python; a `true` where a number belongs is still a mistake.
+    if isinstance(value, bool) and bool not in rule.types:
+        return f"expected {rule.expected}, got {value!r}"
+    if not isinstance(value, rule.types):
+        return f"expected {rule.expected}, got {kind_of(value)} {excerpt(value)}"
+    if not isinstance(value, bool) and not finite(value):
+        return f"expected {rule.expected} (a finite number), got {excerpt(value)}"
+    if not rule.valid(value):
+        return f"expected {rule.expected}, got {excerpt(value)}"
+    return None
+
+
+def check_generation_settings(settings: dict) -> None:
+    """Types and ranges of a ``generation_config``, and how its settings fit together.
+
+    Raises ``UnsupportedSetting`` (the key and the problem). Keys it does not know are left to each
+    backend's own check (transformers' GenerationConfig fields, the vLLM and API mappers).
+    """
+    for key, value in settings.items():
+        rule = RULES.get(key)
+        if rule is not None and value is not None:
+            problem = problem_with(value, rule)
+            if problem:
+                raise UnsupportedSetting(key, problem)
+    _check_stop_strings(settings.get("stop_strings"))
+    _check_eos(settings.get("eos_token_id"))
+    if settings.get("do_sample") and settings.get("temperature") == 0:
+        raise UnsupportedSetting("temperature", "expected a positive number when do_sample is true "
+                                                "(or set do_sample: false), got 0")
+    _check_bounds(settings, "min_new_tokens", "max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+    _check_bounds(settings, "min_length", "max_length", None)
+
+
+def _check_bounds(settings: dict, low_key: str, high_key: str, default_high: int | None) -> None:
+    """``low_key`` no larger than ``high_key`` (or the default that stands for it)."""
+    low, high = settings.get(low_key), settings.get(high_key)
+    shown = f"{high_key} ({high})"
+    if high is None and default_high is not None:
+        high, shown = default_high, f"{high_key} ({default_high}, the default)"
+    if low is not None and high is not None and low > high:
+        raise UnsupportedSetting(low_key, f"expected at most {shown}, got {low}")
+
+
+def _check_stop_strings(stop) -> None:
+    if stop is None:
+        return
+    strings = [stop] if isinstance(stop, str) else stop
+    if not isinstance(strings, list) or not strings or not all(isinstance(s, str) and s for s in strings):
+        raise UnsupportedSetting("stop_strings", f"expected a non-empty string or a list of them, got {excerpt(stop)}")
+
+
+def _check_eos(eos) -> None:
+    if eos is None:
+        return
+    ids = eos if isinstance(eos, list) else [eos]
+    if not ids or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+        raise UnsupportedSetting("eos_token_id", f"expected a token id or a list of them, got {excerpt(eos)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The checkpoint's context length
+
+# config.json keys that hold how many positions a model attends to, in the order architectures use them.
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length", "max_sequence_length", "n_ctx")
+# Multimodal checkpoints keep the language model's settings in a nested section.
+NESTED_SECTIONS = ("text_config", "llm_config", "language_config")
+
+
+def context_length(folder: str | Path) -> tuple[int, str] | None:
+    """How many tokens the checkpoint in ``folder`` can hold, and the config.json key that says so;
+    None when its config.json does not say (or cannot be read: checkpoint_problem reports that)."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    sections = [config] + [config[k] for k in NESTED_SECTIONS if isinstance(config, dict) and isinstance(config.get(k), dict)]
+    for section in sections if isinstance(config, dict) else ():
+        for key in CONTEXT_KEYS:
+            value = section.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return _scaled(value, section), key
+    return None
+
+
+def _scaled(positions: int, section: dict) -> int:
+    """Positions stretched by RoPE scaling (YaRN, dynamic NTK), which lets a model run past the
+    length it was trained on; the larger reading wins, since only what is surely too long is refused."""
+    scaling = section.get("rope_scaling") or section.get("rope_parameters")
+    if not isinstance(scaling, dict):
+        return positions
+    factor = scaling.get("factor")
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or not finite(factor) or factor <= 1:
+        return positions
+    original = scaling.get("original_max_position_embeddings")
+    base = original if isinstance(original, int) and not isinstance(original, bool) and original > 0 else positions
+    return max(positions, int(base * factor))
+
+
+def check_context(settings: dict, folder: str | Path, limit: int | None = None) -> str | None:
+    """Why ``max_new_tokens`` cannot fit in the checkpoint's context (``limit``: a shorter context
+    the backend is told to use, such as vLLM's max_model_len), or None."""
+    wanted = settings.get("max_new_tokens")
+    if not isinstance(wanted, int) or isinstance(wanted, bool):
+        return None
+    found = context_length(folder)
+    if found is None and limit is None:
+        return None
+    context, source = found if found else (limit, "max_model_len")
+    if limit is not None and limit < context:
+        context, source = limit, "vllm_args.max_model_len"
+    else:
+        source = f"{source} in {Path(folder) / 'config.json'}"
+    if wanted >= context:
+        return (f"expected fewer than the model's context of {context} tokens ({source}; the prompt needs "
+                f"room too), got {wanted}")
+    return None
+
+
+def first_non_finite(mapping: dict, depth: int = 0) -> tuple[str, float] | None:
+    """The key path and value of the first NaN or infinity in a mapping passed on as given (vllm_args,
+    extra_body, settings without a rule), or None. Sent on, NaN becomes invalid JSON or a silent no-op."""
+    items = mapping.items() if isinstance(mapping, dict) else enumerate(mapping)
+    for key, value in items:
+        here = f".{key}" if isinstance(mapping, dict) else f"[{key}]"
+        if isinstance(value, float) and not finite(value):
+            return here, value
+        if isinstance(value, (dict, list)) and depth < 64:  # config.py refuses deeper nesting already
+            found = first_non_finite(value, depth + 1)
+            if found:
+                return here + found[0], found[1]
+    return None

@@ -1,0 +1,256 @@
+"""The files a run reads and writes, checked before anything runs: nothing the user owns is altered.
+
+A run names its files in many places (the config's keys, defaults under ``--arena-results``,
+``--arena-questions``, ``--arena-baseline``), so two of them can be one file: a report written over the
+question file, two models appending to one answers file, reviews mixed into answers. Each such pair is
+refused, as is an output that cannot be written (a read-only filesystem, a parent that is a file, a name
+too long for the filesystem) and an existing output that is not a JSONL file of ours (someone's notes):
+all of them before any model loads or any judge call is paid, so a run never fails after the work.
+
+``first_problem`` returns the first of these as an ``ArenaConfigError`` (None: all is well); it only
+looks, except for a probe file it creates and removes at once in each folder the run will write to.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from .errors import ArenaConfigError
+from .store import foreign_content
+
+if TYPE_CHECKING:  # config imports this module (path_length_problem): no import back at run time
+    from .config import ArenaConfig
+
+ANY_MODEL = "*"  # target_answers: the answers of whichever model wrote the file
+
+
+@dataclass(frozen=True)
+class Role:
+    """One use of a path by the run."""
+
+    file: Path  # the file the error names first: the config, or the path a command-line option gave
+    key: str  # the key (or option) that names the path
+    label: str  # how another role's error refers to this one
+    paths: tuple[Path, ...]  # the path, or for the report every file written next to it
+    writes: bool = False
+    appends: bool = False  # a JSONL file of ours that records are appended to (answers, reviews)
+    answers_of: str | None = None  # answer files: whose answers (one file may serve two answer roles)
+
+
+def report_files(report_file: Path) -> tuple[Path, ...]:
+    """The report and what the run writes beside it: the subset report of a -k run, the per-set
+    reports and the plots (as ``ArenaSession.report_path`` and run_outputs.py name them)."""
+    subset = report_file.with_name(f"{report_file.stem}.subset{report_file.suffix}")
+    files = []
+    for path in (report_file, subset):
+        files += [path, path.with_name(f"{path.stem}.sets{path.suffix}"), path.with_suffix(".png")]
+    return tuple(files)
+
+
+def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), baseline_report: Path | None = None,
+              update_baseline: bool = False, writers: Iterable[str] | None = None,
+              baseline: str | None = None) -> list[Role]:
+    """Every path the run reads or writes, inputs first. ``writers``: the models that may generate
+    (default: every enabled one); ``baseline``: the pairwise_baseline model."""
+    cfg = config.path
+    review, rating = config.review, config.rating
+    writers = {n for n, spec in config.models.items() if spec.enable} if writers is None else set(writers)
+    roles = [Role(cfg, "--arena-config", "the config file", (cfg,))]
+    if config.question_file is not None and not question_files:
+        roles.append(Role(cfg, "question_file", "question_file", (config.question_file,)))
+    for path in question_files:
+        roles.append(Role(Path(path), "--arena-questions", f"the question file {path}", (Path(path),)))
+    roles.append(Role(cfg, "reviews_gen.prompt_file", "reviews_gen.prompt_file", (review.prompt_file,)))
+    if review.reference_file is not None:
+        roles.append(Role(cfg, "reviews_gen.reference_file", "reviews_gen.reference_file", (review.reference_file,)))
+    if review.baseline_file is not None:
+        roles.append(Role(cfg, "reviews_gen.baseline_file", "reviews_gen.baseline_file", (review.baseline_file,),
+                          answers_of=baseline or ANY_MODEL))
+    for i, path in enumerate(review.target_answers or ()):
+        roles.append(Role(cfg, f"reviews_gen.target_answers[{i}]", f"reviews_gen.target_answers[{i}]", (path,),
+                          answers_of=ANY_MODEL))
+    if baseline_report is not None:
+        roles.append(Role(Path(baseline_report), "--arena-baseline", "the --arena-baseline report",
+                          (Path(baseline_report),), writes=update_baseline))
+    for name, spec in config.models.items():
+        generates = name in writers
+        roles.append(Role(cfg, f"answers_gen.{name}.output_file", f"the output_file of model {name!r}",
+                          (spec.output_file,), writes=generates, appends=generates, answers_of=name))
+    if review.enable:
+        roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file", (review.review_file,),
+                          writes=True, appends=True))
+        if rating.enable and rating.report_file is not None:
+            roles.append(Role(cfg, "rating_gen.report_file", "rating_gen.report_file (or a file written beside it)",
+                              report_files(rating.report_file), writes=True))
+    return roles
+
+
+def first_problem(roles: list[Role]) -> ArenaConfigError | None:
+    """The first path problem of a run: two roles on one file, then an output that cannot be written
+    or is not ours to append to."""
+    return _first_collision(roles) or _first_unwritable(roles)
+
+
+# -------------------------------------------------------------------------------------------------
+# Two roles, one file
+
+
+def _first_collision(roles: list[Role]) -> ArenaConfigError | None:
+    seen: list[tuple[Role, set]] = []
+    for role in roles:
+        for path in role.paths:
+            identity = _identity(path)
+            for earlier, earlier_identity in seen:
+                if earlier is not role and identity & earlier_identity and not _may_share(earlier, role):
+                    return _collision(earlier, role, path)
+            seen.append((role, identity))
+    return None
+
+
+def _identity(path: Path) -> set:
+    """What makes two paths one file: the same real path (symlinks followed), or, for a file that
+    exists, the same inode (a hard link)."""
+    found: set = {os.path.normcase(os.path.realpath(path))}
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return found
+    found.add((info.st_dev, info.st_ino))
+    return found
+
+
+def _may_share(a: Role, b: Role) -> bool:
+    """One file in one role: a model's answers named again by target_answers (or baseline_file)."""
+    if a.answers_of is None or b.answers_of is None:
+        return False
+    return ANY_MODEL in (a.answers_of, b.answers_of) or a.answers_of == b.answers_of
+
+
+def _collision(earlier: Role, role: Role, path: Path) -> ArenaConfigError:
+    if role.answers_of and earlier.answers_of:
+        why = "each model needs its own answers file (set output_file)"
+    elif role.writes and earlier.writes:
+        why = "two outputs would write the same file; give each its own path"
+    elif role.writes or earlier.writes:
+        why = "an output must not be written over an input; choose another path"
+    else:
+        why = "expected two different files"
+    return ArenaConfigError(role.file, role.key, f"{path} is also {earlier.label}: {why}")
+
+
+# -------------------------------------------------------------------------------------------------
+# Outputs that can be written, and are ours
+
+
+def _first_unwritable(roles: list[Role]) -> ArenaConfigError | None:
+    probed: dict[Path, str | None] = {}
+    for role in roles:
+        if not role.writes:
+            continue
+        for path in role.paths:
+            problem = _unwritable(Path(path), probed)
+            if problem:
+                return ArenaConfigError(role.file, role.key, f"cannot write {path}: {problem}")
+        if role.appends:
+            reason = foreign_content(role.paths[0])
+            if reason:
+                return ArenaConfigError(role.file, role.key,
+                                        f"{role.paths[0]} is not a JSONL file of records ({reason}): it is not ours "
+                                        "to append to and is left as it is; name another file or move it")
+    return None
+
+
+def _unwritable(path: Path, probed: dict[Path, str | None]) -> str | None:
+    """Why ``path`` cannot be created or rewritten (None: it can), without creating it or its folders."""
+    existing, missing = _nearest_existing(path)
+    if existing is None:
+        return "no part of the path can be reached"
+    info = os.stat(existing)
+    if missing and not stat.S_ISDIR(info.st_mode):
+        return f"{existing} is a file, not a folder"
+    if not missing:
+        if stat.S_ISDIR(info.st_mode):
+            return "expected a file, got a folder"
+        if not stat.S_ISREG(info.st_mode):
+            return "expected a regular file"
+        if not os.access(path, os.W_OK):
+            return "the file is read-only"
+        folder = existing.parent
+    else:
+        folder = existing
+        too_long = _name_too_long(folder, path, missing)
+        if too_long:
+            return too_long
+    if folder not in probed:
+        probed[folder] = _probe(folder)
+    return probed[folder]
+
+
+def _nearest_existing(path: Path) -> tuple[Path | None, list[str]]:
+    """The longest existing start of ``path``, and the names after it that do not exist yet."""
+    missing: list[str] = []
+    current = path
+    while True:
+        try:
+            os.stat(current)
+            return current, missing
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG) or current.parent == current:
+                return None, missing
+        missing.insert(0, current.name)
+        current = current.parent
+
+
+def _name_too_long(folder: Path, path: Path, missing: list[str]) -> str | None:
+    name_max = _pathconf(folder, "PC_NAME_MAX", 255)
+    for name in missing:
+        size = len(os.fsencode(name))
+        if size > name_max:
+            return f"file name too long ({size} bytes; this filesystem allows {name_max})"
+    path_max = _pathconf(folder, "PC_PATH_MAX", 4096)
+    if len(os.fsencode(str(path))) >= path_max:
+        return f"path too long (this filesystem allows {path_max - 1} bytes)"
+    return None
+
+
+def _pathconf(folder: Path, name: str, fallback: int) -> int:
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError, AttributeError):  # not known on this platform
+        return fallback
+
+
+def _probe(folder: Path) -> str | None:
+    """Create and remove a file in ``folder``: the one sure test (a read-only mount, /proc, a full
+    quota) whatever the permission bits say, and root passes every permission check."""
+    probe = folder / f".arena-write-check-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        return f"no file can be created in {folder} ({exc.strerror})"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+# The limits of nearly every filesystem (Linux, macOS): a config path beyond them names no file that
+# could exist, and asking the OS about it raises instead of answering "no such file".
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+def path_length_problem(value: str) -> str | None:
+    """Why a path written in the config can name no file (a part or the whole too long), or None."""
+    for part in Path(os.path.expanduser(value)).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            return f"file name too long ({size} bytes; at most {NAME_MAX}): {part[:40]}..."
+    if len(os.fsencode(value)) >= PATH_MAX:
+        return f"path too long (at most {PATH_MAX - 1} bytes)"
+    return None
