@@ -22,6 +22,12 @@ class ArenaConfigError(ValueError):
         super().__init__(f"{location}: {self.problem}")
 
 
+class ArenaDataError(ArenaConfigError):
+    """A data file the run reads is corrupt or unreadable: questions, answers, reviews, a baseline
+    report, prompt templates. Also a usage error (the same one-line message); its own type says the
+    config is fine and a file it names is not."""
+
+
 MAX_WHERE, MAX_PROBLEM = 1000, 5000
 
 
@@ -34,7 +40,7 @@ def clipped(text: str, limit: int) -> str:
 
 
 class UnsupportedSetting(ValueError):
-    """A ``generation_config`` setting that a generation backend cannot honour (config.py names the key)."""
+    """A ``generation_config`` setting that a generation backend cannot honour (the config reader names the key)."""
 
     def __init__(self, key: str, problem: str):
         self.key = key

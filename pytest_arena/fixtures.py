@@ -4,7 +4,7 @@ one users will not take."""
 
 import pytest
 
-from .plugin import SESSION_KEY
+from .stash import SESSION_KEY
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Gates: thresholds on the ratings that fail the run, judged on confidence intervals, not points.
 
-A gate on a point estimate flaps with judge noise. Threshold gates (``min_elo``, ``min_win_rate``,
-``min_score``) ask the CI's lower bound to reach the threshold: "at least this good, with 95%
+A gate on a point estimate flaps with judge noise. Threshold gates (``min_rating``, also spelt
+``min_elo``: on the rating the table leads with, Bradley-Terry, not the online Elo column;
+``min_win_rate``; ``min_score``) ask the CI's lower bound to reach the threshold: "at least this good, with 95%
 confidence". Regression gates (``beats``, ``max_drop``) fail only when the loss is significant: the
 whole CI lies beyond the allowed margin. A gate never passes for lack of data.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import GateSpec
+from .config import GATE_KINDS, GateSpec
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,13 @@ def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
         return GateResult(False, f"{gate.model}: no judged battles in this run, so the gate cannot pass")
     kind = gate.kind
     if kind in ("elo", "score"):
+        key = GATE_KINDS[kind]  # the threshold's key in gates:, as the messages name it
         if (kind == "score") != (table.primary == "score"):
             wanted = "single mode (scores)" if kind == "score" else "a pairwise mode (ratings)"
-            return GateResult(False, f"{gate.model}: a {'min_score' if kind == 'score' else 'min_elo'} gate needs {wanted}")
+            return GateResult(False, f"{gate.model}: a {key} gate needs {wanted}")
         point, lower, upper = table.rating(gate.model)
-        threshold = gate.min_score if kind == "score" else gate.min_elo
-        return _at_least(gate.model, table.name, point, lower, upper, threshold,
-                         "min_score" if kind == "score" else "min_elo", _extra(row), ".2f" if kind == "score" else ".1f")
+        return _at_least(gate.model, table.name, point, lower, upper, getattr(gate, key), key, _extra(row),
+                         ".2f" if kind == "score" else ".1f")
     if kind == "winrate":
         if "Baseline_Win_Rate" not in table.frame.columns or row["Baseline_Win_Rate"] != row["Baseline_Win_Rate"]:
             return GateResult(False, f"{gate.model}: no battles against a baseline (min_win_rate needs pairwise_baseline mode)")
@@ -83,8 +84,9 @@ def _beats(gate: GateSpec, table) -> GateResult:
         return GateResult(False, f"{gate.model}: a beats gate needs a pairwise mode (ratings)")
     point = table.rating(gate.model)[0] - other[0]
     if table.samples is not None:
-        diff = rating.difference_samples(table.samples, gate.model, gate.beats).dropna()
-        lower, upper = float(diff.quantile(0.025)), float(diff.quantile(0.975))
+        # The same 95% percentile interval as the table's, on the rounds' paired differences.
+        interval = rating.confidence_intervals(rating.difference_samples(table.samples, gate.model, gate.beats))
+        lower, upper = float(interval["ci_lower"].iloc[0]), float(interval["ci_upper"].iloc[0])
     else:
         lower = upper = point
     # Fail only when the whole interval lies below -margin: a significant loss, not judge noise.

@@ -1,4 +1,5 @@
-"""The arena's plan: which battles are fought, and the one function that names them for pytest.
+"""The arena's plan: who takes part, which battles are fought on which questions, which gates judge
+them (``ArenaPlan``), and the one function that names them for pytest.
 
 Item IDs are ASCII, free of spaces and ``/``, and made only of characters that ``-k`` accepts, so
 ``-k Qwen2-3B`` selects a model's battles and gates: ``q017-Qwen2-3B--vs--Qwen2-0.5B``,
@@ -8,12 +9,21 @@ Item IDs are ASCII, free of spaces and ``/``, and made only of characters that `
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
-from .config import GateSpec
+from .config import ArenaConfig, GateSpec
+from .errors import ArenaConfigError, excerpt
+from .generation.answers import ModelAnswers
+from .generation.fingerprint import DigestMemo
+from .judging.templates import load_templates
+from .question_sets import load_question_sets
 from .questions import Question
+from .store import read_jsonl
 
 VS = "--vs--"
 
@@ -148,3 +158,108 @@ def blocks(ids: list[str], count: int) -> dict[str, int]:
     equal in size: match ID -> block. Under pytest-xdist each block is judged by the one worker that
     runs its items; the controller's scheduler and every worker compute the same split."""
     return {match_id: i * count // len(ids) for i, match_id in enumerate(ids)}
+
+
+# -------------------------------------------------------------------------------------------------
+# The whole plan, built from the config: reads the question, template and answer files, loads nothing
+
+
+@dataclass
+class ArenaPlan:
+    """What the run is about, fixed at configure time: the questions (``question_file`` or named sets,
+    with their references), the judge's templates, the participants and their answers files, the
+    matches in plan order and the configured gates. ``validation.check_plan`` checks it."""
+
+    config: ArenaConfig
+    questions: list[Question]
+    is_limited: bool  # --arena-limit left questions out
+    question_files: list[Path]  # named sets (--arena-questions); empty: question_file
+    templates: list
+    baseline: str | None
+    participants: dict[str, ModelAnswers]
+    matches: list[Battle | Scoring]
+    gates: list[GateSpec]
+
+    @classmethod
+    def build(cls, config: ArenaConfig, question_files: list[Path] | None, limit: int | None, memo: DigestMemo,
+              log: Callable[[str], None]) -> "ArenaPlan":
+        questions, is_limited = load_question_sets(config, question_files, limit)
+        templates = load_templates(config.review.prompt_file)
+        baseline = baseline_name(config)
+        participants = read_participants(config, baseline, memo, log)
+        return cls(config, questions, is_limited, [Path(f) for f in question_files or ()], templates, baseline,
+                   participants, plan_matches(config.review.judge.mode, questions, list(participants), baseline),
+                   list(config.gates))
+
+    @property
+    def mode(self) -> str:
+        return self.config.review.judge.mode
+
+    @property
+    def match_kind(self) -> str:
+        return "scorings" if self.mode == "single" else "battles"
+
+    def calls_per_match(self) -> int:
+        return 2 if self.config.review.judge.position_bias_mitigation == "swap_position" and self.mode != "single" else 1
+
+    def question_file(self, question: Question):
+        """The file a question came from (for error messages)."""
+        if question.question_set is None:
+            return self.config.question_file or "--arena-questions"
+        return {f.stem: f for f in self.question_files}.get(question.question_set, "--arena-questions")
+
+
+def plan_matches(mode: str, questions: list[Question], names: list[str], baseline: str | None) -> list[Battle | Scoring]:
+    if mode == "single":
+        return plan_single(questions, names)
+    if mode == "pairwise_baseline":
+        return plan_against_baseline(questions, names, baseline)
+    return plan_pairwise(questions, names)
+
+
+def baseline_name(config: ArenaConfig) -> str | None:
+    """The model every other one meets in pairwise_baseline mode: named, or read from the baseline file."""
+    if config.review.judge.mode != "pairwise_baseline":
+        return None
+    name = config.rating.baseline_model
+    baseline_file = config.review.baseline_file
+    if name is None and baseline_file is not None:
+        records = read_jsonl(baseline_file)
+        name = records[0].get("model_id") if records else None
+    if not name:
+        raise ArenaConfigError(config.path, "rating_gen.baseline_model",
+                               "pairwise_baseline needs a baseline: a model of answers_gen, or "
+                               "reviews_gen.baseline_file with answer records")
+    if name not in config.models and baseline_file is None:
+        raise ArenaConfigError(config.path, "rating_gen.baseline_model",
+                               f"expected one of the models in answers_gen ({', '.join(config.models)}) "
+                               f"or a reviews_gen.baseline_file, got {excerpt(name)}")
+    return str(name)
+
+
+def read_participants(config: ArenaConfig, baseline: str | None, memo: DigestMemo,
+                      log: Callable[[str], None]) -> dict[str, ModelAnswers]:
+    """Who takes part: the models of answers_gen (or those target_answers names), extra answer
+    files, and the baseline."""
+    seed = config.rating.seed
+    targets = config.review.target_answers
+    chosen = {}
+    for spec in config.models.values():
+        if targets is not None and spec.output_file not in targets and spec.name != baseline:
+            continue
+        if not spec.enable and not os.path.isfile(spec.output_file):  # False, not OSError, for a name too long
+            log(f"{spec.name}: enable is false and {spec.output_file} does not exist; it takes no part")
+            continue
+        chosen[spec.name] = ModelAnswers(spec.name, spec.output_file, spec, seed, memo)
+    own_files = {spec.output_file for spec in config.models.values()}
+    for path in targets or ():
+        if path in own_files:
+            continue
+        records = read_jsonl(path)
+        name = records[0].get("model_id") if records else None
+        if not name:
+            raise ArenaConfigError(config.path, "reviews_gen.target_answers", f"expected answer records with a model_id in {path}")
+        chosen[str(name)] = ModelAnswers(str(name), path, None, seed, memo)
+    if baseline is not None and config.review.baseline_file is not None:
+        chosen[baseline] = ModelAnswers(baseline, config.review.baseline_file, None, seed, memo)
+    return chosen

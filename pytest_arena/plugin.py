@@ -14,86 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from .collection import ARENA_SUITE, as_arena_items, collection_args, is_suite_module, make_module
-
-SESSION_KEY = pytest.StashKey["object"]()
-FIRST_PROPERTIES = pytest.StashKey[list]()  # an arena item's user_properties before its first run
+from .collection import as_arena_items, collection_args, is_suite_module, make_module
+from .options import INI_KEYS, OPTIONS
+from .stash import FIRST_PROPERTIES, SESSION_KEY, match_of, param
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("arena", "LLM arena (pytest-arena)")
-    group.addoption(
-        "--arena-config",
-        dest="arena_config",
-        metavar="PATH",
-        default=None,
-        help="run the LLM arena described by this cfg_arena.yaml (EvalScope format). "
-        "Without it pytest-arena does nothing.",
-    )
-    group.addoption(
-        "--arena-baseline",
-        dest="arena_baseline",
-        metavar="PATH",
-        default=None,
-        help="a previous rating CSV: the table shows the change against it and max_drop gates judge by it.",
-    )
-    group.addoption(
-        "--arena-baseline-update",
-        dest="arena_baseline_update",
-        action="store_true",
-        default=False,
-        help="write this run's ratings to the --arena-baseline file (not from a -k/-m subset run).",
-    )
-    group.addoption(
-        "--arena-limit",
-        dest="arena_limit",
-        metavar="N",
-        default=None,
-        help="only the first N questions of each question set take part (a limited run; its report is "
-        "written beside the full one, not over it).",
-    )
-    group.addoption(
-        "--arena-model",
-        dest="arena_model",
-        metavar="NAME=PATH",
-        action="append",
-        default=[],
-        help="add a candidate, or replace a configured one's checkpoint (repeatable); the other settings "
-        "are the config's (a new name takes the first model's). E.g. --arena-model sft=/ckpt/step-4000",
-    )
-    group.addoption(
-        "--arena-questions",
-        dest="arena_questions",
-        metavar="FILE",
-        nargs="+",
-        action="extend",
-        default=[],
-        help="question sets to use instead of question_file; each set's file stem prefixes its item IDs "
-        "and the report adds a per-set breakdown. Put it after the test paths, or repeat it.",
-    )
-    group.addoption(
-        "--arena-results",
-        dest="arena_results",
-        metavar="DIR",
-        default=None,
-        help="where outputs the config does not name go (answers, reviews, report); default ./results",
-    )
-    group.addoption(
-        "--arena-worker-gpus",
-        dest="arena_worker_gpus",
-        metavar="DEVICES",
-        default=None,
-        help="with pytest-xdist (-n N): the CUDA devices of each worker, e.g. 0,1,2,3 (one each) or 0+1,2+3 "
-        "(two each); each worker gets its own CUDA_VISIBLE_DEVICES.",
-    )
-    parser.addini("arena_config", "default for --arena-config (relative to the ini file's folder)", default="")
-    parser.addini("arena_limit", "default for --arena-limit", default="")
-    parser.addini("arena_model", "default for --arena-model: NAME=PATH lines", type="linelist", default=[])
-    parser.addini("arena_questions", "default for --arena-questions: one file a line (relative to the ini file)",
-                  type="linelist", default=[])
-    parser.addini("arena_results", "default for --arena-results (relative to the ini file's folder)", default="")
-    parser.addini("arena_baseline", "default for --arena-baseline (relative to the ini file's folder)", default="")
-    parser.addini("arena_worker_gpus", "default for --arena-worker-gpus", default="")
+    for flag, settings in OPTIONS:
+        group.addoption(flag, **settings)
+    for name, help_text, settings in INI_KEYS:
+        parser.addini(name, help_text, **settings)
 
 
 def _path_option(config: pytest.Config, name: str) -> Path | None:
@@ -121,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
     log = _Log(config)
     if getattr(config, "workerinput", {}).get("arena_gpus") is not None:  # an xdist worker given devices
-        from .distributed import pin_devices
+        from .distributed.hooks import pin_devices
 
         pin_devices(config.workerinput["arena_gpus"], log)  # before anything of ours imports torch
     try:
@@ -135,9 +66,9 @@ def pytest_configure(config: pytest.Config) -> None:
             question_files=_question_files(config), limit=_limit(config),
         )
         session.preflight()
-        distributed = _distributed_hooks(config, session, log)
-        if session.role == "controller":  # its workers collect: the key is checked before they start
-            session.check_credentials()
+        from .distributed.hooks import hooks_for
+
+        distributed = hooks_for(config, session, log)  # under pytest-xdist: a worker's or the controller's
     except ArenaConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SESSION_KEY] = session
@@ -148,28 +79,6 @@ def pytest_configure(config: pytest.Config) -> None:
 
     junit.register(config)  # JUnit XML valid under the family in force
     reporting_plugins.register(config, session)  # the rating table in pytest-html's report
-
-
-def _distributed_hooks(config: pytest.Config, session, log):
-    """Under pytest-xdist, the hooks of a worker or of the controller (``distributed``); else None."""
-    raw = config.getoption("arena_worker_gpus") or config.getini("arena_worker_gpus")
-    if hasattr(config, "workerinput"):
-        from .distributed import WorkerHooks
-
-        return WorkerHooks(session, config)  # its devices came from the controller (pytest_configure_node)
-    gpus: list[str] = []
-    if raw:
-        from .distributed import gpu_groups
-
-        gpus = gpu_groups(raw)
-    # xdist runs the session on workers (its DSession may not be registered yet: its configure is trylast too).
-    if not config.getoption("collectonly") and config.getoption("dist", "no") != "no" and config.getoption("tx", None):
-        from .distributed import ControllerHooks
-
-        return ControllerHooks(session, config, gpus)
-    if gpus:
-        log("--arena-worker-gpus applies to pytest-xdist workers (pytest -n N); this run has none")
-    return None
 
 
 def _ini_base(config: pytest.Config) -> Path:
@@ -239,6 +148,7 @@ class ArenaHooks:
         self._arena = session
         self.log = log
         self._ran: set[str] = set()  # node ids that reported
+        self.written: list[str] = []  # what the report wrote, for the terminal summary
 
     # -- collection --------------------------------------------------------------------------------
 
@@ -246,10 +156,10 @@ class ArenaHooks:
     def pytest_collection(self, session: pytest.Session):
         # `pytest --arena-config cfg.yaml` alone runs the arena, not the project's own tests; paths
         # given (command line, addopts) are collected, and the arena suite with them.
-        if self._arena.role == "controller":
+        if not self._arena.role.collects:
             return None  # an xdist controller collects nothing: its workers do
         args, added = collection_args(session.config)
-        if added and self._arena.role == "alone":
+        if added and self._arena.role.whole_run_here:
             self.log(f"the arena suite is collected besides {' '.join(session.config.args)} "
                      "(-m 'not arena' runs only those)")
         session.perform_collect(args)
@@ -267,6 +177,8 @@ class ArenaHooks:
         return as_arena_items(collected)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        from .plan import gate_id
+
         # One marker object per model, shared by its items (20,000 items would build 40,000 otherwise).
         marks = {name: pytest.mark.arena_model(name=name) for name in self._arena.participants}
         suite = pytest.mark.arena  # `-m 'not arena'` deselects every arena item
@@ -279,7 +191,7 @@ class ArenaHooks:
         if "arena_gate" in metafunc.fixturenames and self._arena.gates:
             metafunc.parametrize(
                 "arena_gate",
-                [pytest.param(g, id=self._arena.gate_id(g), marks=[suite, *(
+                [pytest.param(g, id=gate_id(g), marks=[suite, *(
                     marks.get(m) or pytest.mark.arena_model(name=m) for m in (g.model, g.beats) if m)])
                  for g in self._arena.gates],
             )
@@ -298,15 +210,14 @@ class ArenaHooks:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]):
         result = yield
         # Gates read the ratings of every battle, so they run after all of them, whatever order was asked.
-        items.sort(key=lambda item: _param(item, "arena_gate") is not None)
+        items.sort(key=lambda item: param(item, "arena_gate") is not None)
         return result
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        matches = [m for item in session.items
-                   for m in (_param(item, "arena_battle"), _param(item, "arena_scoring")) if m is not None]
-        gates = [g for item in session.items if (g := _param(item, "arena_gate")) is not None]
+        matches = [m for item in session.items if (m := match_of(item)) is not None]
+        gates = [g for item in session.items if (g := param(item, "arena_gate")) is not None]
         self._arena.select(matches, gates)
-        if (matches or gates) and self._arena.role == "alone":  # (an xdist controller checked at configure)
+        if (matches or gates) and self._arena.role.whole_run_here:  # (an xdist controller checked at configure)
             from .errors import ArenaConfigError
 
             try:
@@ -317,11 +228,8 @@ class ArenaHooks:
             total, cached = self._arena.planned_calls()
             calls = f"{total} judge calls" if self._arena.config.review.enable else "no judging"
             cached_text = "cache unknown until answers exist" if cached is None else f"{cached} cached, {total - cached} to make"
-            kind = "scorings" if self._arena.mode == "single" else "battles"
-            self.log(f"plan: {len(matches)} {kind}, {len(gates)} gates; {calls} ({cached_text}); "
+            self.log(f"plan: {len(matches)} {self._arena.match_kind}, {len(gates)} gates; {calls} ({cached_text}); "
                      f"models needed: {', '.join(self._arena.needed_models()) or 'none'}")
-
-    # -- reporting ---------------------------------------------------------------------------------
 
     # -- running -----------------------------------------------------------------------------------
 
@@ -333,7 +241,7 @@ class ArenaHooks:
 
     def _prepares_here(self, session: pytest.Session) -> bool:
         option = session.config.option
-        if self._arena.role == "controller" or option.collectonly or getattr(option, "setupplan", False):
+        if not self._arena.role.prepares or option.collectonly or getattr(option, "setupplan", False):
             return False
         if session.testsfailed and not option.continue_on_collection_errors:
             return False  # pytest stops on the collection errors
@@ -343,7 +251,7 @@ class ArenaHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         # A rerun (pytest-rerunfailures) runs the same item again: its properties start over, not pile up.
-        if _param(item, "arena_battle") or _param(item, "arena_scoring") or _param(item, "arena_gate"):
+        if match_of(item) or param(item, "arena_gate"):
             item.user_properties[:] = item.stash.setdefault(FIRST_PROPERTIES, list(item.user_properties))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -352,16 +260,16 @@ class ArenaHooks:
     # -- reporting ---------------------------------------------------------------------------------
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
-        self.written: list[str] = []
+        self.written = []
         try:
             stopped = session.shouldfail or session.shouldstop  # -x/--maxfail, --sw: pytest's own words
             if exitstatus == pytest.ExitCode.INTERRUPTED and not stopped:
                 self.log("interrupted: no report written (the answers and reviews done so far are kept)")
                 return
-            if not self._arena.prepared or self._arena.role == "worker":  # under xdist the controller reports
+            if not self._arena.prepared or not self._arena.role.reports:  # under xdist the controller reports
                 return
             self.written = self._arena.write_report(stopped=str(stopped) if stopped else None)
-            every_item_ran = self._arena.role == "alone" and all(i.nodeid in self._ran for i in session.items)
+            every_item_ran = self._arena.role.whole_run_here and all(i.nodeid in self._ran for i in session.items)
             if exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed and every_item_ran:
                 # --sw stops at a failure; at the last item (a gate) nothing was left to run: a failed run.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -376,35 +284,8 @@ class ArenaHooks:
             return
         if not self._arena.prepared:  # nothing ran: --collect-only, or no arena item selected
             return
-        from .report import format_table
-
         terminalreporter.section("arena")
-        table = self._arena.ratings()
-        if table is not None:
-            for line in format_table(table, self._arena.previous):
-                terminalreporter.write_line(line)
-            for name, set_table in self._arena.set_tables().items():
-                terminalreporter.write_line(f"question set {name}:")
-                for line in format_table(set_table):
-                    terminalreporter.write_line(f"  {line}")
-        elif self._arena.config.review.enable:
-            terminalreporter.write_line("no judged battles: no ratings and no report")
-        if self._arena.is_limited:
-            terminalreporter.write_line(f"limited run: the first {self._arena.limit} questions of each question set")
-        counters = self._arena.counters
-        if counters is not None:
-            for line in judge_summary(counters, self._arena.config.review.judge):
-                terminalreporter.write_line(line)
-        served = self._arena.served_counters
-        if served:
-            from .generation.api_backend import served_summary
-
-            for name, served_counters in served.items():
-                terminalreporter.write_line(served_summary(name, served_counters))
-        asked = any(c.requests for c in served.values())
-        loaded = ", ".join(self._arena.models_loaded) or ("none" if asked else "none (all answers cached)")
-        terminalreporter.write_line(f"models loaded: {loaded}")
-        for line in getattr(self, "written", []):
+        for line in self._arena.report().lines(self.written):
             terminalreporter.write_line(line)
 
 
@@ -412,24 +293,3 @@ def _kind(match) -> str:
     from .plan import Scoring
 
     return "scoring" if isinstance(match, Scoring) else "battle"
-
-
-def judge_summary(counters, spec) -> list[str]:
-    lines = [
-        f"judge: {counters.calls} calls, {counters.cached} from cache, {counters.failed} failed"
-        + (f", {counters.reasked} re-asked" if counters.reasked else "")
-        + (f", {counters.truncated} cut off at max_tokens" if counters.truncated else "")
-        + f"; {counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
-    ]
-    cost = counters.cost(spec)
-    if cost is not None:
-        lines[0] += f"; cost {cost:.4f}"
-    if counters.swapped_pairs:
-        share = counters.consistent_pairs / counters.swapped_pairs
-        lines.append(f"position consistency: {share:.1%} of {counters.swapped_pairs} swapped pairs agree")
-    return lines
-
-
-def _param(item: pytest.Item, name: str):
-    callspec = getattr(item, "callspec", None)
-    return callspec.params.get(name) if callspec is not None else None

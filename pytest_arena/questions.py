@@ -7,11 +7,11 @@ One JSON object a line: ``{"question_id": 1, "text": "...", "category": "generic
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArenaConfigError, excerpt
+from .errors import ArenaDataError, excerpt
+from .store import json_lines
 
 
 @dataclass(frozen=True)
@@ -48,53 +48,46 @@ def load_questions(path: str | Path, question_set: str | None = None) -> list[Qu
         # "\n" only: str.splitlines would also split at U+2028 or U+0085 inside a JSON string.
         lines = path.read_text(encoding="utf-8").split("\n")
     except UnicodeDecodeError as exc:
-        raise ArenaConfigError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ArenaDataError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:  # a folder, a file this user may not read, an I/O error
-        raise ArenaConfigError(path, "", f"cannot read the question file ({exc.strerror or exc})") from None
+        raise ArenaDataError(path, "", f"cannot read the question file ({exc.strerror or exc})") from None
     questions: list[Question] = []
-    first_line: dict[int | str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArenaConfigError(path, where, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    first_line: dict[int | str, str] = {}
+    for where, data in json_lines(path, lines):
         question = _question(path, where, data, question_set)
         if question.question_id in first_line:
-            raise ArenaConfigError(
+            raise ArenaDataError(
                 path, where,
-                f"duplicate question_id {question.question_id!r} (first on line {first_line[question.question_id]})",
+                f"duplicate question_id {question.question_id!r} (first on {first_line[question.question_id]})",
             )
-        first_line[question.question_id] = number
+        first_line[question.question_id] = where
         questions.append(question)
     if not questions:
-        raise ArenaConfigError(path, "", "no questions (expected one JSON object a line)")
+        raise ArenaDataError(path, "", "no questions (expected one JSON object a line)")
     return questions
 
 
 def _question(path: Path, where: str, data, question_set: str | None) -> Question:
     if not isinstance(data, dict):
-        raise ArenaConfigError(path, where, "expected a JSON object with question_id and text")
+        raise ArenaDataError(path, where, "expected a JSON object with question_id and text")
     qid = data.get("question_id")
     if isinstance(qid, bool) or not isinstance(qid, (int, str)) or qid == "":
-        raise ArenaConfigError(path, where, f"question_id: expected an integer or a non-empty string, got {excerpt(qid)}")
+        raise ArenaDataError(path, where, f"question_id: expected an integer or a non-empty string, got {excerpt(qid)}")
     if "turns" in data:
         turns = data["turns"]
         if not isinstance(turns, list) or not turns or not all(isinstance(t, str) and t.strip() for t in turns):
-            raise ArenaConfigError(path, where, "turns: expected a non-empty list of non-empty strings")
+            raise ArenaDataError(path, where, "turns: expected a non-empty list of non-empty strings")
     else:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise ArenaConfigError(path, where, f"text: expected a non-empty string, got {excerpt(text)}")
+            raise ArenaDataError(path, where, f"text: expected a non-empty string, got {excerpt(text)}")
         turns = [text]
     category = data.get("category", "generic")
     if not isinstance(category, str):
-        raise ArenaConfigError(path, where, f"category: expected a string, got {excerpt(category)}")
+        raise ArenaDataError(path, where, f"category: expected a string, got {excerpt(category)}")
     reference = data.get("reference")
     if reference is not None:
         reference = [reference] if isinstance(reference, str) else reference
         if not isinstance(reference, list) or not all(isinstance(r, str) for r in reference):
-            raise ArenaConfigError(path, where, "reference: expected a string or a list of strings")
+            raise ArenaDataError(path, where, "reference: expected a string or a list of strings")
     return Question(qid, tuple(turns), category, tuple(reference) if reference else None, question_set)

@@ -18,9 +18,10 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from .errors import ArenaConfigError
+from .errors import ArenaDataError
 
 
 def cache_key(**parts) -> str:
@@ -72,17 +73,9 @@ def read_jsonl(path: Path, keep: bool = False) -> list[dict]:
     lines = raw.split(b"\n")
     complete, torn = lines[:-1], lines[-1]  # text after the last newline was never finished
     records = []
-    for number, line in enumerate(complete, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArenaConfigError(path, f"line {number}", f"not a JSON record ({exc.msg})") from None
-        except UnicodeDecodeError as exc:
-            raise ArenaConfigError(path, f"line {number}", f"not UTF-8 text ({exc.reason})") from None
+    for where, record in json_lines(path, complete, lambda exc: f"not a JSON record ({exc.msg})"):
         if not isinstance(record, dict):
-            raise ArenaConfigError(path, f"line {number}", f"expected a JSON object (one record a line), "
+            raise ArenaDataError(path, where, f"expected a JSON object (one record a line), "
                                    f"got {_json_kind(record)}")
         records.append(record)
     complete_count = len(records)
@@ -97,6 +90,31 @@ def read_jsonl(path: Path, keep: bool = False) -> list[dict]:
         with _KEPT_LOCK:
             _KEPT[os.path.abspath(path)] = (identity, len(raw) - len(torn), records, complete_count)
     return records
+
+
+def invalid_json(exc: json.JSONDecodeError) -> str:
+    return f"invalid JSON ({exc.msg} at column {exc.colno})"
+
+
+def json_lines(path: Path, lines: Iterable[str | bytes],
+               invalid: Callable[[json.JSONDecodeError], str] = invalid_json) -> Iterator[tuple[str, object]]:
+    """The one loop over the lines of a JSON-lines file (records, questions, templates): ``(where,
+    value)`` for each line that is not blank, ``where`` being ``"line N"`` (counted from 1). A line that
+    is not JSON raises ArenaDataError naming the file and the line (``invalid`` words the problem).
+
+    ``lines`` must come from splitting on ``\\n`` only: JSON strings may hold U+2028 or U+0085 raw.
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"line {number}"
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ArenaDataError(path, where, invalid(exc)) from None
+        except UnicodeDecodeError as exc:
+            raise ArenaDataError(path, where, f"not UTF-8 text ({exc.reason})") from None
+        yield where, value
 
 
 def _json_kind(value) -> str:
@@ -206,7 +224,7 @@ class JsonlAppender:
                 elif is_torn_record(last):
                     handle.truncate(size - len(last))
                 else:
-                    raise ArenaConfigError(self.path, "", "not a JSONL file of records (its last line is not a "
+                    raise ArenaDataError(self.path, "", "not a JSONL file of records (its last line is not a "
                                            "record of ours); it is left as it is and nothing is appended")
         except FileNotFoundError:
             pass
@@ -284,22 +302,21 @@ def file_lock(path: Path, wait: bool = True):
     """An exclusive lock between processes (e.g. two runs generating the same model's answers).
 
     Yields whether this process holds it: with ``wait=False`` a lock held elsewhere yields False at
-    once instead of blocking (xdist workers use that to pick a model nobody is generating).
+    once instead of blocking (xdist workers use that to pick a model nobody is generating). The lock
+    is filelock's OS lock (flock on Unix) on its own open of the file, so a second ``file_lock`` in the
+    same process conflicts as another process's would, and a process that dies releases it.
     """
+    from filelock import FileLock, Timeout
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path, thread_local=False)  # a new lock per call: one holder, whichever thread
     try:
-        import fcntl
-    except ImportError:  # no advisory locks on this platform: runs may duplicate work, never corrupt it
-        yield True
+        lock.acquire(timeout=-1 if wait else 0)  # 0: one try
+    except Timeout:
+        yield False
         return
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        yield True
+    finally:
+        lock.release()

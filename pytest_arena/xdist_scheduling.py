@@ -1,4 +1,9 @@
-"""The xdist controller's scheduler for an arena run. Imported only there: it needs pytest-xdist."""
+"""The xdist controller's scheduler for an arena run. Imported only there: it needs pytest-xdist.
+
+It overrides private methods of xdist's ``LoadScopeScheduling`` (``_split_scope``,
+``_assign_work_unit``, ``_reschedule``) and reads its ``workqueue`` and ``registered_collections``,
+so pyproject bounds pytest-xdist below 4 (tests/test_xdist_scheduling.py holds what they must do).
+"""
 
 from __future__ import annotations
 

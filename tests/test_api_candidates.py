@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from support.arena_project import OWN_MARKERS
 from support.judge_server import Fault, JudgeServer, by_model, candidate_answer, prefer_longer
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -217,6 +219,26 @@ def test_file_lock_without_waiting_says_whether_it_got_the_lock(tmp_path):
             assert second is False
     with file_lock(path, wait=False) as free:
         assert free is True
+
+
+def test_file_lock_of_a_process_that_dies_is_free_again(tmp_path):
+    # Another process holds the lock (an xdist worker generating answers), then is killed mid-work.
+    path = tmp_path / "answers.jsonl.lock"
+    script = ("import sys\nfrom pytest_arena.store import file_lock\n"
+              "with file_lock(sys.argv[1]) as held:\n    print(held, flush=True)\n    sys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        with file_lock(path, wait=False) as busy:
+            assert busy is False
+    finally:
+        holder.kill()
+        holder.wait()
+    with file_lock(path, wait=False) as free:
+        assert free is True
+    with file_lock(path) as waited:  # and one that waits gets it at once
+        assert waited is True
 
 
 def test_records_kept_by_a_check_are_read_once_and_only_while_the_file_is_unchanged(tmp_path):

@@ -95,8 +95,10 @@ def test_counters_see_every_concurrent_request(judge):
     assert judge.max_in_flight == 8
     assert judge.in_flight == 0
     assert sorted(body["messages"][0]["content"] for body in judge.requests) == sorted(f"q{i}" for i in range(16))
-    # Two waves of 0.2 s; serial handling would take 3.2 s.
-    assert 0.4 <= elapsed < 1.6
+    # Handled concurrently, counted not timed: all eight threads' requests were in the server at once
+    # (max_in_flight above; serial handling would show 1). The latency is applied to each of them: 16
+    # requests, 8 at a time, take at least two waves of 0.2 s however idle the machine.
+    assert elapsed >= 0.4
 
     judge.reset_counters()
     assert (judge.request_count, judge.max_in_flight, judge.requests, judge.auth_headers) == (0, 0, [], [])
@@ -134,7 +136,7 @@ def test_faults_then_recovers_and_retry_after_is_honoured(judge):
 
     assert completion.choices[0].message.content == "[[A]]"
     assert judge.request_count == 2
-    assert 0.7 <= elapsed < 3
+    assert elapsed >= 0.7  # a lower bound only: a loaded machine makes it longer, never shorter
 
 
 def test_faults_then_counts_each_distinct_request_separately(judge):
@@ -164,11 +166,12 @@ def test_reset_fault_is_a_connection_error_and_the_server_survives(judge):
 
 
 def test_hang_fault_times_out_the_client(judge):
-    judge.reply = constant(Fault(kind="hang", seconds=5))
-    started = time.perf_counter()
+    # The server would answer after a minute (the teardown wakes it): a timeout error, not an answer,
+    # is the client's own 0.3 s timeout firing, whatever the machine's load.
+    judge.reply = constant(Fault(kind="hang", seconds=60))
     with pytest.raises(openai.APITimeoutError):
         ask(make_client(judge, timeout=0.3))
-    assert time.perf_counter() - started < 2
+    assert judge.request_count == 1
 
 
 def test_short_hang_answers_normally(judge):
@@ -329,9 +332,11 @@ def test_tiny_model_sampling_is_deterministic_and_seed_dependent(tiny_models):
 
 
 def test_tiny_models_build_fast_and_refuse_unknown_arch(tiny_models, tmp_path):
-    # Timed after the fixture has paid for the imports and the tokenizer training.
-    started = time.perf_counter()
-    build_tiny_model(tmp_path / "again", seed=5)
-    assert time.perf_counter() - started < 1.5
+    # Fast because tiny, counted not timed (bench/tiny_models_build.py times it): well under a million
+    # weights, so building and loading one costs milliseconds.
+    built = build_tiny_model(tmp_path / "again", seed=5)
+    assert (built / "model.safetensors").stat().st_size < 2_000_000
+    _, model = load(built)
+    assert sum(p.numel() for p in model.parameters()) < 500_000
     with pytest.raises(ValueError, match="arch"):
         build_tiny_model(tmp_path / "bad", arch="gpt2")

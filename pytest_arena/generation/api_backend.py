@@ -7,8 +7,8 @@ client). Questions are asked concurrently, up to ``max_concurrency`` at a time; 
 go one after another, each seeing the model's own earlier answers.
 
 ``generation_config`` is the same setting a local candidate takes, mapped onto the request
-(``chat_sampling``): what a server cannot be told is a config error before anything runs, not a
-setting silently dropped.
+(``chat_sampling``, in generation/settings.py): what a server cannot be told is a config error before
+anything runs, not a setting silently dropped.
 """
 
 from __future__ import annotations
@@ -16,81 +16,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..errors import UnsupportedSetting, excerpt
-from ..redact import public_url  # noqa: F401 - answers.py and session.py import it from here
+from ..redact import public_url  # noqa: F401 - answers.py and arena_runner.py import it from here
 from ..tally import Tally
-from .transformers_backend import GENERATION_DEFAULTS
-
-# generation_config key -> the request parameter it becomes. OpenAI's own parameters first; then
-# those vLLM and SGLang accept beside them (a hosted API may refuse these with a 400).
-CHAT_PARAMETERS = {"top_p": "top_p", "presence_penalty": "presence_penalty",
-                   "frequency_penalty": "frequency_penalty", "seed": "seed", "stop": "stop"}
-SERVER_EXTENSIONS = {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
-                     "min_new_tokens": "min_tokens"}
-# Read by chat_sampling itself rather than passed through.
-MAPPED = ("do_sample", "temperature", "max_new_tokens", "num_beams")
-API_SETTINGS = MAPPED + tuple(CHAT_PARAMETERS) + tuple(SERVER_EXTENSIONS)
-# Request fields the arena sets itself: extra_body must not override them behind generation_config's back.
-OWN_FIELDS = ("model", "messages", "temperature", "max_tokens", "stream", "n",
-              *CHAT_PARAMETERS.values(), *SERVER_EXTENSIONS.values())
-
-
-@dataclass(frozen=True)
-class ChatSampling:
-    """The sampling part of every request: ``temperature``, ``max_tokens`` and the other fields."""
-
-    temperature: float
-    max_tokens: int
-    body: dict  # extra request fields (sent through the client's extra_body)
-
-
-def chat_sampling(generation_config: dict, extra_body: dict | None = None) -> ChatSampling:
-    """Map a candidate's ``generation_config`` onto chat-completions arguments.
-
-    ``do_sample: false`` means greedy (temperature 0); otherwise ``temperature`` is sent as given
-    (default 0, greedy as with transformers, or 1.0 with ``do_sample: true``). ``max_new_tokens``
-    becomes ``max_tokens`` (default 256). Only settings the config names are sent, so the server's own
-    defaults hold for the rest. Raises ``UnsupportedSetting`` for what no chat endpoint takes.
-    """
-    for key in generation_config:
-        if key not in API_SETTINGS:
-            raise UnsupportedSetting(key, "not a setting an API candidate can send; expected one of "
-                                          f"{', '.join(API_SETTINGS)} (other request fields go in api.extra_body)")
-    if generation_config.get("num_beams", 1) != 1:
-        raise UnsupportedSetting("num_beams", "expected 1: chat-completions APIs do not do beam search")
-    _check_types(generation_config)
-    do_sample = generation_config.get("do_sample")
-    if do_sample is False:
-        temperature = 0.0
-    elif generation_config.get("temperature") is not None:
-        temperature = float(generation_config["temperature"])
-    else:
-        temperature = 1.0 if do_sample else 0.0
-    max_tokens = generation_config.get("max_new_tokens", GENERATION_DEFAULTS["max_new_tokens"])
-    body = {wire: generation_config[key] for key, wire in {**CHAT_PARAMETERS, **SERVER_EXTENSIONS}.items()
-            if generation_config.get(key) is not None}
-    for key, value in (extra_body or {}).items():
-        body.setdefault(key, value)
-    return ChatSampling(temperature, int(max_tokens), body)
-
-
-def _check_types(generation_config: dict) -> None:
-    """Types of the settings config.py does not check already (it checks the transformers ones)."""
-    for key in ("presence_penalty", "frequency_penalty"):
-        value = generation_config.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not -2 <= value <= 2):
-            raise UnsupportedSetting(key, f"expected a number between -2 and 2, got {excerpt(value)}")
-    seed = generation_config.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise UnsupportedSetting("seed", f"expected an integer, got {excerpt(seed)}")
-    min_p = generation_config.get("min_p")
-    if min_p is not None and (isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0 <= min_p <= 1):
-        raise UnsupportedSetting("min_p", f"expected a number between 0 and 1, got {excerpt(min_p)}")
-    stop = generation_config.get("stop")
-    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and stop
-                                                          and all(isinstance(s, str) for s in stop))):
-        raise UnsupportedSetting("stop", f"expected a string or a list of strings, got {excerpt(stop)}")
-
+# The mapping onto a request is plain Python, kept with the settings the config reader checks.
+from .settings import API_SETTINGS, OWN_FIELDS, ChatSampling, chat_sampling  # noqa: F401
 
 @dataclass
 class ServedCounters(Tally):
@@ -167,10 +96,3 @@ class ServedModel:
     def close(self) -> None:
         self.client.close()
 
-
-def served_summary(name: str, counters: ServedCounters) -> str:
-    """The terminal summary's line for one API candidate."""
-    return (f"candidate {name} (API): {counters.requests} requests, {counters.answered} answers received, "
-            f"{counters.cached} from cache, {counters.failed} failed"
-            + (f", {counters.truncated} cut off at max_tokens" if counters.truncated else "")
-            + f"; {counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens")

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from pathlib import Path
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt", ".h5", ".msgpack")
+from ..store import write_atomic
+
+# Weight files transformers loads (config.models.checkpoint_problem wants one in a checkpoint folder).
+LOADABLE_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
+# ...and TensorFlow / Flax weights besides: not loaded, but part of what the folder holds.
+WEIGHT_SUFFIXES = LOADABLE_WEIGHT_SUFFIXES + (".h5", ".msgpack")
+# A checkpoint folder needs one of these (config.models.checkpoint_problem); each shapes the prompt's tokens.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
 # Files besides weights that change what a model says for the same question.
 SIDE_FILES = (
-    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-    "special_tokens_map.json", "chat_template.jinja", "chat_template.json", "tokenizer.model",
-    "vocab.json", "merges.txt", "added_tokens.json",
+    "config.json", "generation_config.json", *TOKENIZER_FILES, "special_tokens_map.json", "chat_template.jinja",
+    "chat_template.json", "merges.txt", "added_tokens.json",
 )
 
 
@@ -56,10 +61,7 @@ class DigestMemo:
     def _save(self):
         if not self.memo_file:
             return
-        self.memo_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.memo_file.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self._digests), encoding="utf-8")
-        os.replace(tmp, self.memo_file)
+        write_atomic(self.memo_file, json.dumps(self._digests))
 
 
 def checkpoint_fingerprint(path: str, revision: str | None, gguf_file: str | None, memo: DigestMemo) -> str:

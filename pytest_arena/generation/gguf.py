@@ -12,10 +12,12 @@ import dataclasses
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from ..config import ModelSpec
 from .fingerprint import DigestMemo
+
+if TYPE_CHECKING:  # a hint only: config imports the generation settings
+    from ..config import ModelSpec
 
 
 def loadable(spec: ModelSpec, cache_dir: Path | None, memo: DigestMemo, log: Callable[[str], None]) -> ModelSpec:

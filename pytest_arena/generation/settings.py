@@ -3,8 +3,11 @@
 transformers' ``GenerationConfig`` takes almost any value and only its logits processors complain, at
 ``generate()`` time, after the model loaded (``typical_p: "high"``, ``epsilon_cutoff: 2``). Here each
 setting the project accepts gets its type and range, and the settings are checked together and
-against the checkpoint's context length, read from its config.json. Plain Python: no torch, no
-transformers, so config validation stays cheap and holds for transformers, vLLM and API candidates.
+against the checkpoint's context length, read from its config.json. The mappings onto what a backend
+takes live here too (``chat_sampling`` for an API candidate's requests, ``sampling_kwargs`` for
+``vllm.SamplingParams``): config validation runs them, so a setting a backend cannot honour is refused
+before anything loads. Plain Python: no torch, no transformers, no backend module, so config
+validation stays cheap, and the backends import this module, never the other way round.
 """
 
 from __future__ import annotations
@@ -234,8 +237,134 @@ def first_non_finite(mapping: dict, depth: int = 0) -> tuple[str, float] | None:
         here = f".{key}" if isinstance(mapping, dict) else f"[{key}]"
         if isinstance(value, float) and not finite(value):
             return here, value
-        if isinstance(value, (dict, list)) and depth < 64:  # config.py refuses deeper nesting already
+        if isinstance(value, (dict, list)) and depth < 64:  # the config reader refuses deeper nesting already
             found = first_non_finite(value, depth + 1)
             if found:
                 return here + found[0], found[1]
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Candidates behind an OpenAI-compatible API (api_backend.py sends the requests)
+
+# generation_config key -> the request parameter it becomes. OpenAI's own parameters first; then
+# those vLLM and SGLang accept beside them (a hosted API may refuse these with a 400).
+CHAT_PARAMETERS = {"top_p": "top_p", "presence_penalty": "presence_penalty",
+                   "frequency_penalty": "frequency_penalty", "seed": "seed", "stop": "stop"}
+SERVER_EXTENSIONS = {"top_k": "top_k", "min_p": "min_p", "repetition_penalty": "repetition_penalty",
+                     "min_new_tokens": "min_tokens"}
+# Read by chat_sampling itself rather than passed through.
+MAPPED = ("do_sample", "temperature", "max_new_tokens", "num_beams")
+API_SETTINGS = MAPPED + tuple(CHAT_PARAMETERS) + tuple(SERVER_EXTENSIONS)
+# Request fields the arena sets itself: extra_body must not override them behind generation_config's back.
+OWN_FIELDS = ("model", "messages", "temperature", "max_tokens", "stream", "n",
+              *CHAT_PARAMETERS.values(), *SERVER_EXTENSIONS.values())
+
+
+@dataclass(frozen=True)
+class ChatSampling:
+    """The sampling part of every request: ``temperature``, ``max_tokens`` and the other fields."""
+
+    temperature: float
+    max_tokens: int
+    body: dict  # extra request fields (sent through the client's extra_body)
+
+
+def chat_sampling(generation_config: dict, extra_body: dict | None = None) -> ChatSampling:
+    """Map a candidate's ``generation_config`` onto chat-completions arguments.
+
+    ``do_sample: false`` means greedy (temperature 0); otherwise ``temperature`` is sent as given
+    (default 0, greedy as with transformers, or 1.0 with ``do_sample: true``). ``max_new_tokens``
+    becomes ``max_tokens`` (default 256). Only settings the config names are sent, so the server's own
+    defaults hold for the rest. Raises ``UnsupportedSetting`` for what no chat endpoint takes.
+    """
+    for key in generation_config:
+        if key not in API_SETTINGS:
+            raise UnsupportedSetting(key, "not a setting an API candidate can send; expected one of "
+                                          f"{', '.join(API_SETTINGS)} (other request fields go in api.extra_body)")
+    if generation_config.get("num_beams", 1) != 1:
+        raise UnsupportedSetting("num_beams", "expected 1: chat-completions APIs do not do beam search")
+    _check_types(generation_config)
+    do_sample = generation_config.get("do_sample")
+    if do_sample is False:
+        temperature = 0.0
+    elif generation_config.get("temperature") is not None:
+        temperature = float(generation_config["temperature"])
+    else:
+        temperature = 1.0 if do_sample else 0.0
+    max_tokens = generation_config.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+    body = {wire: generation_config[key] for key, wire in {**CHAT_PARAMETERS, **SERVER_EXTENSIONS}.items()
+            if generation_config.get(key) is not None}
+    for key, value in (extra_body or {}).items():
+        body.setdefault(key, value)
+    return ChatSampling(temperature, int(max_tokens), body)
+
+
+def _check_types(generation_config: dict) -> None:
+    """Types of the settings check_generation_settings leaves alone (it checks the transformers ones)."""
+    for key in ("presence_penalty", "frequency_penalty"):
+        value = generation_config.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not -2 <= value <= 2):
+            raise UnsupportedSetting(key, f"expected a number between -2 and 2, got {excerpt(value)}")
+    seed = generation_config.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise UnsupportedSetting("seed", f"expected an integer, got {excerpt(seed)}")
+    min_p = generation_config.get("min_p")
+    if min_p is not None and (isinstance(min_p, bool) or not isinstance(min_p, (int, float)) or not 0 <= min_p <= 1):
+        raise UnsupportedSetting("min_p", f"expected a number between 0 and 1, got {excerpt(min_p)}")
+    stop = generation_config.get("stop")
+    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and stop
+                                                          and all(isinstance(s, str) for s in stop))):
+        raise UnsupportedSetting("stop", f"expected a string or a list of strings, got {excerpt(stop)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The vLLM backend (vllm_backend.py loads vLLM; this mapping is plain Python)
+
+# The generation_config settings this backend honours (transformers' names).
+VLLM_SETTINGS = ("do_sample", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "min_p",
+                 "repetition_penalty", "num_beams", "stop_strings")
+# What a checkpoint's generation_config.json may decide when the arena config does not.
+MODEL_DEFAULT_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
+# transformers' own defaults for what neither the config nor the checkpoint sets.
+TRANSFORMERS_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}
+# vllm.LLM arguments the arena sets from the model entry: one place for each (the key to use instead).
+OWN_ARGS = {"model": "model_id_or_path", "revision": "revision", "trust_remote_code": "trust_remote_code",
+            "dtype": "precision", "seed": "rating_gen.seed"}
+
+
+def sampling_kwargs(settings: dict, model_defaults: dict | None = None, seed: int | None = None) -> dict:
+    """``vllm.SamplingParams`` keyword arguments for a candidate's ``generation_config``.
+
+    ``model_defaults``: the checkpoint's generation_config.json, consulted for what ``settings`` leaves
+    out, as transformers does. Raises ``UnsupportedSetting`` for a setting vLLM cannot honour.
+    """
+    for key in settings:
+        if key not in VLLM_SETTINGS:
+            raise UnsupportedSetting(key, f"not supported by the vllm backend; expected one of {', '.join(VLLM_SETTINGS)}")
+    if settings.get("num_beams", 1) != 1:
+        raise UnsupportedSetting("num_beams", "expected 1: the vllm backend does not do beam search "
+                                              "(use backend: transformers for it)")
+    defaults = {k: v for k, v in (model_defaults or {}).items() if k in MODEL_DEFAULT_KEYS and v is not None}
+    merged = {**TRANSFORMERS_DEFAULTS, **defaults, **{k: v for k, v in settings.items() if v is not None}}
+    kwargs: dict = {"max_tokens": int(settings.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS))}
+    if settings.get("min_new_tokens"):
+        kwargs["min_tokens"] = int(settings["min_new_tokens"])
+    if merged.get("do_sample"):
+        kwargs["temperature"] = float(merged["temperature"])
+        kwargs["top_p"] = float(merged["top_p"])
+        kwargs["top_k"] = int(merged["top_k"]) or -1  # transformers' 0 means "no top-k"; vLLM's is -1
+        if merged.get("min_p"):
+            kwargs["min_p"] = float(merged["min_p"])
+    else:
+        kwargs["temperature"] = 0.0  # greedy
+    if merged.get("repetition_penalty") not in (None, 1.0):
+        kwargs["repetition_penalty"] = float(merged["repetition_penalty"])
+    stop = settings.get("stop_strings")
+    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop))):
+        raise UnsupportedSetting("stop_strings", f"expected a string or a list of strings, got {excerpt(stop)}")
+    if stop:
+        kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if seed is not None:
+        kwargs["seed"] = int(seed)
+    return kwargs

@@ -11,9 +11,12 @@ import gc
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from ..config import ModelSpec
 from .settings import DEFAULT_MAX_NEW_TOKENS
+
+if TYPE_CHECKING:  # a hint only: config imports the generation settings
+    from ..config import ModelSpec
 
 GENERATION_DEFAULTS = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS}
 

@@ -3,7 +3,8 @@
 A drop-in for ``TransformersGenerator``: the same checkpoint, the same prompts and the same
 ``generation_config`` meaning, but vLLM's engine (paged attention, continuous batching, tensor
 parallelism through ``vllm_args``). ``vllm`` is imported only when such a model loads; the mapping
-functions here are plain Python, so config validation and tests need no vLLM.
+onto ``vllm.SamplingParams`` (``sampling_kwargs``, generation/settings.py) is plain Python, so config
+validation and tests need no vLLM.
 
 Prompts are rendered with the tokenizer's chat template exactly as the transformers backend renders
 them and sent as token ids, so both backends see the same tokens (vLLM would otherwise add a BOS token
@@ -18,20 +19,11 @@ import gc
 import importlib.util
 import time
 
-from ..errors import UnsupportedSetting, excerpt
-from .transformers_backend import GENERATION_DEFAULTS, ChatPrompts, GeneratedText
+# The mapping onto vllm.SamplingParams is plain Python, kept with the settings the config reader checks.
+from .settings import MODEL_DEFAULT_KEYS, OWN_ARGS, VLLM_SETTINGS, sampling_kwargs  # noqa: F401
+from .transformers_backend import ChatPrompts, GeneratedText
 
 INSTALL_HINT = 'pip install "pytest-arena[vllm]"'
-# The generation_config settings this backend honours (transformers' names).
-VLLM_SETTINGS = ("do_sample", "max_new_tokens", "min_new_tokens", "temperature", "top_k", "top_p", "min_p",
-                 "repetition_penalty", "num_beams", "stop_strings")
-# What a checkpoint's generation_config.json may decide when the arena config does not.
-MODEL_DEFAULT_KEYS = ("do_sample", "temperature", "top_k", "top_p", "min_p", "repetition_penalty")
-# transformers' own defaults for what neither the config nor the checkpoint sets.
-TRANSFORMERS_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0}
-# vllm.LLM arguments the arena sets from the model entry: one place for each (the key to use instead).
-OWN_ARGS = {"model": "model_id_or_path", "revision": "revision", "trust_remote_code": "trust_remote_code",
-            "dtype": "precision", "seed": "rating_gen.seed"}
 # vllm.LLM arguments that change speed and memory, not the answers: left out of the answer cache key.
 RESOURCE_ARGS = frozenset({
     "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
@@ -45,43 +37,6 @@ RESOURCE_ARGS = frozenset({
 def vllm_installed() -> bool:
     """Whether ``import vllm`` could work, found without importing it (that takes seconds)."""
     return importlib.util.find_spec("vllm") is not None
-
-
-def sampling_kwargs(settings: dict, model_defaults: dict | None = None, seed: int | None = None) -> dict:
-    """``vllm.SamplingParams`` keyword arguments for a candidate's ``generation_config``.
-
-    ``model_defaults``: the checkpoint's generation_config.json, consulted for what ``settings`` leaves
-    out, as transformers does. Raises ``UnsupportedSetting`` for a setting vLLM cannot honour.
-    """
-    for key in settings:
-        if key not in VLLM_SETTINGS:
-            raise UnsupportedSetting(key, f"not supported by the vllm backend; expected one of {', '.join(VLLM_SETTINGS)}")
-    if settings.get("num_beams", 1) != 1:
-        raise UnsupportedSetting("num_beams", "expected 1: the vllm backend does not do beam search "
-                                              "(use backend: transformers for it)")
-    defaults = {k: v for k, v in (model_defaults or {}).items() if k in MODEL_DEFAULT_KEYS and v is not None}
-    merged = {**TRANSFORMERS_DEFAULTS, **defaults, **{k: v for k, v in settings.items() if v is not None}}
-    kwargs: dict = {"max_tokens": int(settings.get("max_new_tokens", GENERATION_DEFAULTS["max_new_tokens"]))}
-    if settings.get("min_new_tokens"):
-        kwargs["min_tokens"] = int(settings["min_new_tokens"])
-    if merged.get("do_sample"):
-        kwargs["temperature"] = float(merged["temperature"])
-        kwargs["top_p"] = float(merged["top_p"])
-        kwargs["top_k"] = int(merged["top_k"]) or -1  # transformers' 0 means "no top-k"; vLLM's is -1
-        if merged.get("min_p"):
-            kwargs["min_p"] = float(merged["min_p"])
-    else:
-        kwargs["temperature"] = 0.0  # greedy
-    if merged.get("repetition_penalty") not in (None, 1.0):
-        kwargs["repetition_penalty"] = float(merged["repetition_penalty"])
-    stop = settings.get("stop_strings")
-    if stop is not None and not (isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(x, str) for x in stop))):
-        raise UnsupportedSetting("stop_strings", f"expected a string or a list of strings, got {excerpt(stop)}")
-    if stop:
-        kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
-    if seed is not None:
-        kwargs["seed"] = int(seed)
-    return kwargs
 
 
 def llm_kwargs(spec) -> dict:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
-from ..errors import ArenaConfigError
+from ..errors import ArenaDataError
 from ..questions import Question
+from ..store import json_lines
 
 TEMPLATE_KEYS = ("name", "type", "system_prompt", "prompt_template", "output_format")
 GENERAL = "general"
@@ -79,36 +80,29 @@ def load_templates(path: Path) -> list[PromptTemplate]:
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 may be in a string
     except UnicodeDecodeError as exc:
-        raise ArenaConfigError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        raise ArenaDataError(path, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     templates = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"line {number}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArenaConfigError(path, where, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+    for where, data in json_lines(path, lines):
         if not isinstance(data, dict):
-            raise ArenaConfigError(path, where, "expected a JSON object (a prompt template)")
+            raise ArenaDataError(path, where, "expected a JSON object (a prompt template)")
         for key in TEMPLATE_KEYS:
             if not isinstance(data.get(key), str):
-                raise ArenaConfigError(path, where, f"{key}: expected a string, got {data.get(key)!r}")
+                raise ArenaDataError(path, where, f"{key}: expected a string, got {data.get(key)!r}")
         if data["type"] not in ("pairwise", "single"):
-            raise ArenaConfigError(path, where, f"type: expected pairwise or single, got {data['type']!r}")
+            raise ArenaDataError(path, where, f"type: expected pairwise or single, got {data['type']!r}")
         category = data.get("category", GENERAL)
         categories = (category,) if isinstance(category, str) else category
         if not isinstance(categories, (list, tuple)) or not all(isinstance(c, str) for c in categories):
-            raise ArenaConfigError(path, where, f"category: expected a string or a list of strings, got {category!r}")
+            raise ArenaDataError(path, where, f"category: expected a string or a list of strings, got {category!r}")
         categories = tuple(categories)
         template = PromptTemplate(data["name"], data["type"], data["system_prompt"], data["prompt_template"],
                                   data["output_format"], categories)
         problem = placeholder_problem(template)
         if problem:
-            raise ArenaConfigError(path, where, f"template {template.name!r}: prompt_template: {problem}")
+            raise ArenaDataError(path, where, f"template {template.name!r}: prompt_template: {problem}")
         templates.append(template)
     if not templates:
-        raise ArenaConfigError(path, "", "no prompt templates (expected one JSON object a line)")
+        raise ArenaDataError(path, "", "no prompt templates (expected one JSON object a line)")
     return templates
 
 

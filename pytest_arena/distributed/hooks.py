@@ -1,23 +1,5 @@
-"""An arena run under pytest-xdist (``pytest -n N --arena-config ...``): the hooks of its workers and
-of its controller. Registered by ``plugin.pytest_configure`` only in such a run.
-
-What runs where:
-
-- Every worker prepares the answers of the whole selection, and the workers share that work through
-  the answer files' locks: each model is loaded once in the run, by whichever worker takes it first,
-  so N workers on N GPUs generate N models at a time (``ArenaSession.prepare``).
-- The battles are split in one block of consecutive matches per worker (``plan.blocks``). The
-  controller's scheduler (``xdist_scheduling``) sends a whole block to one worker, which judges it:
-  no judge call is made twice, and each worker has its block's calls in flight from the start.
-- A battle item's report carries its judgment's summary to the controller; the workers' judge
-  counters and model loads follow in ``workeroutput`` when they finish.
-- Gate items run only after every other item has reported: the scheduler holds them back. The worker
-  side of a gate does nothing; the controller evaluates the gate over all the verdicts and rewrites the gate's
-  reports before the terminal, JUnit XML and the exit status see them. Only the controller rates,
-  evaluates gates and writes the report.
-- ``--arena-worker-gpus 0,1`` gives each worker its own ``CUDA_VISIBLE_DEVICES``, set in the worker
-  before anything of the arena imports torch.
-"""
+"""The pytest hooks of an arena run under pytest-xdist: a worker's and the controller's (their roles are
+in ``distributed``), and the devices each worker sees (``--arena-worker-gpus``)."""
 
 from __future__ import annotations
 
@@ -27,7 +9,9 @@ import sys
 
 import pytest
 
-from .plugin import _param
+from ..plan import gate_id
+from ..stash import match_of
+from . import Controller, Worker, arena_item
 
 DEVICE = re.compile(r"[A-Za-z0-9_-]+$")  # a CUDA index or a GPU/MIG UUID
 
@@ -53,46 +37,42 @@ def pin_devices(devices: str, log) -> None:
     log(f"this worker sees CUDA devices {devices} (CUDA_VISIBLE_DEVICES)")
 
 
-def arena_item(nodeid: str, match_ids, gate_ids) -> tuple[str, str] | None:
-    """What an item is, from its node ID alone (the controller collects nothing):
-    ``("match", id)``, ``("gate", id)`` or None."""
-    function, bracket, rest = nodeid.rpartition("::")[2].partition("[")
-    if not bracket or not rest.endswith("]"):
-        return None
-    key = rest[:-1]
-    if function in ("test_battle", "test_score") and key in match_ids:
-        return "match", key
-    if function == "test_gate" and key in gate_ids:
-        return "gate", key
+def hooks_for(config: pytest.Config, session, log):
+    """Under pytest-xdist, the hooks of a worker or of the controller (their roles taken); else None."""
+    raw = config.getoption("arena_worker_gpus") or config.getini("arena_worker_gpus")
+    if hasattr(config, "workerinput"):
+        return WorkerHooks(session, config)  # its devices came from the controller (pytest_configure_node)
+    gpus = gpu_groups(raw) if raw else []
+    # xdist runs the session on workers (its DSession may not be registered yet: its configure is trylast too).
+    if not config.getoption("collectonly") and config.getoption("dist", "no") != "no" and config.getoption("tx", None):
+        return ControllerHooks(session, config, gpus)
+    if gpus:
+        log("--arena-worker-gpus applies to pytest-xdist workers (pytest -n N); this run has none")
     return None
-
-
-def _match(item: pytest.Item):
-    return _param(item, "arena_battle") or _param(item, "arena_scoring")
 
 
 class WorkerHooks:
     def __init__(self, session, config: pytest.Config):
-        self._arena = session
-        session.work_in_blocks(int(config.workerinput["workercount"]))
+        self._role = Worker(session.runner, int(config.workerinput["workercount"]))
+        session.runner.role = self._role
 
     @pytest.hookimpl(tryfirst=True)  # before the arena fixture prepares: the block's calls start with it
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        match = _match(item)
+        match = match_of(item)
         if match is not None:
-            self._arena.take_block(match)
+            self._role.take_block(match)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call):
         report = yield
-        match = _match(item) if call.when == "call" else None
+        match = match_of(item) if call.when == "call" else None
         if match is not None:
             # An attribute, not a user property: JUnit XML stays as in a single-process run.
-            report.arena_judgment = self._arena.judgment_summary(match)
+            report.arena_judgment = self._role.judgment_summary(match)
         return report
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        session.config.workeroutput["arena"] = self._arena.worker_output()
+        session.config.workeroutput["arena"] = self._role.output()
 
 
 class ControllerHooks:
@@ -106,10 +86,12 @@ class ControllerHooks:
         self._arena = session
         self._free_gpus = list(gpus)
         self._match_ids = {m.id for m in session.matches}
-        self._gates = {session.gate_id(g): g for g in session.gates}
+        self._gates = {gate_id(g): g for g in session.gates}
         self._gate_results: dict[str, object] = {}
         self._selected = False
-        session.receive_from_workers()
+        self._role = Controller(session.runner, session.matches)
+        session.runner.role = self._role
+        session.check_credentials()  # its workers collect: the judge's key is checked before they start
 
     def _item(self, nodeid: str):
         return arena_item(nodeid, self._match_ids, self._gates)
@@ -121,7 +103,7 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
-        from .xdist_scheduling import ArenaScheduling
+        from ..xdist_scheduling import ArenaScheduling
 
         return ArenaScheduling(config, log, self._item)
 
@@ -140,12 +122,12 @@ class ControllerHooks:
         item = self._item(report.nodeid)
         if item is None:
             return
-        self._arena.worker_ran()
+        self._role.worker_ran()
         kind, key = item
         if kind == "match":
             summary = getattr(report, "arena_judgment", None)
             if summary is not None:
-                self._arena.receive_judgment(summary)
+                self._role.receive_judgment(summary)
         elif report.when == "call" and report.passed:
             # The scheduler sends gates after every other item has reported: all verdicts are in.
             result = self._arena.gate_result(self._gates[key])
@@ -164,7 +146,7 @@ class ControllerHooks:
             self._free_gpus.insert(0, gpus)
         output = getattr(node, "workeroutput", {}).get("arena")
         if output is not None:
-            self._arena.receive_worker_output(output)
+            self._role.receive_worker_output(output)
 
 
 def _failure(message: str):

@@ -1,0 +1,389 @@
+"""The runner: answers for every model the run needs, then every match sent to the judge.
+
+Models load one at a time, only when a selected match needs answers that the answer cache lacks,
+and each is released before the next loads (a local judge loads after the last candidate is
+released). Backends come from ``backends`` by name; under pytest-xdist the process's role
+(``distributed``) says which matches are judged here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Callable
+
+from .backends import generator_backend, judge_backend
+from .generation.answers import ModelAnswers
+from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
+from .judging.runner import Judgment, MatchJudge
+from .judging.templates import answer_problem, choose_template, skipped_reference_template
+from .plan import ArenaPlan, Battle, Scoring
+from .store import file_lock
+
+Match = Battle | Scoring
+
+
+class ArenaRunner:
+    def __init__(self, plan: ArenaPlan, role, cache_dir: Path | None, memo: DigestMemo, log: Callable[[str], None]):
+        self.plan = plan
+        self.config = plan.config
+        self.role = role  # distributed.Alone, or an xdist worker's or controller's role
+        self.cache_dir = cache_dir
+        self.memo = memo
+        self.log = log
+        self.judged: list[Match] = list(plan.matches)  # the selection, or the whole plan when gates run
+        self.answers = AnswerMaker(plan, cache_dir, memo, log)
+        self.models_loaded = self.answers.models_loaded
+        self.served_counters = self.answers.served_counters
+        self.futures: dict[str, Future] = {}
+        self.reported: set[str] = set()  # matches whose item took its verdict (xdist controller: received it)
+        self.changes = 0  # verdicts received or asked again: the ratings are computed anew
+        self.prepared = False
+        self._preparation_error: tuple[BaseException, object] | None = None  # and its traceback
+        self._told: set[str] = set()  # items that reported the preparation's error
+        self._retries_left = True  # a rerun item retries a failed preparation once per run
+        self._ready: set[str] = set()  # models whose answers this process holds
+        self._generated = False
+        self.judge: MatchJudge | None = None
+
+    def needed_models(self) -> list[str]:
+        needed = {m for match in self.judged for m in match.models}
+        return [name for name in self.plan.participants if name in needed]
+
+    # ---------------------------------------------------------------------------------------------
+    # Preparing: answers, then judgments
+
+    def prepare(self) -> None:
+        """Answers for every model the selection needs, then every selected match sent to the judge
+        (an xdist worker: those of the blocks it takes).
+
+        With an API judge a match is submitted as soon as its answers exist, so judging overlaps the
+        generation of later models. A local judge is a model too: it loads only after the last
+        candidate has been released, so two models never share the memory.
+
+        Done only once it has finished: an attempt cut short (a timeout, a failed load) is taken up
+        again where it stopped by the next call, never passed over as if it had finished.
+        """
+        if self.prepared:
+            return
+        review = self.config.review
+        if review.enable and not review.judge.is_local and self.judge is None:
+            self.judge = self._make_judge()
+        waiting = [name for name in self.needed_models() if name not in self._ready]
+        while waiting:
+            # Processes sharing the run (xdist workers) share the models: each takes one that nobody
+            # is generating, and waits for another's only when every model left is taken.
+            name = next((n for n in waiting if self.answers.answers_for(n, wait=False)), None)
+            if name is None:
+                name = waiting[0]
+                self.answers.answers_for(name)
+            waiting.remove(name)
+            self._ready.add(name)
+            if self.judge is not None:
+                self._submit_ready()
+        if review.enable and self.judge is None:
+            self.judge = self._make_judge()
+        self._generated = True
+        self.catch_up()
+        self.prepared = True
+
+    def catch_up(self) -> None:
+        """Send every match judged here whose answers exist; settle those that need no judge."""
+        if self.judge is not None:
+            self._submit_ready()
+        if self._generated:
+            self._settle_unjudged()
+
+    def prepare_run(self, selected: list[Match]) -> None:
+        """Before the first item (pytest's run loop): generate and judge here, so that no item's
+        time limit (pytest-timeout) counts the arena's work; the judge's own timeout and retries
+        bound each call. A failure is kept for the items to report (``ready_for``)."""
+        try:
+            self.prepare()
+            if self.role.whole_run_here:  # (an xdist worker judges the blocks it is given, as they come)
+                self._await_judgments(selected)
+        except Exception as exc:  # noqa: BLE001 - every arena item reports it, as its fixture's error
+            self._preparation_error = (exc, exc.__traceback__)
+
+    def _await_judgments(self, selected: list[Match]) -> None:
+        pending = [self.futures[m.id] for m in self.judged if not self.futures[m.id].done()]
+        extra = len(self.judged) - len(selected)
+        if extra:
+            self.log(f"the gates rate the whole arena: {extra} {self.plan.match_kind} not selected are judged too "
+                     "(from the review cache where it has them)")
+        if pending:
+            self.log(f"judging {len(pending)} {self.plan.match_kind} before the items report them")
+        for future in pending:
+            future.exception()  # waits; a judgment's own error is its item's to report
+
+    def ready_for(self, item_id: str) -> None:
+        """An arena item is about to use the session: the preparation's error, if it failed, is this
+        item's error; an item run again (pytest-rerunfailures) takes the preparation up again, once."""
+        if self._preparation_error is not None:
+            error, traceback = self._preparation_error
+            if item_id not in self._told or not self._retries_left:
+                self._told.add(item_id)
+                raise error.with_traceback(traceback)  # (the first traceback: it does not grow per item)
+            self._retries_left = False
+            self._preparation_error = None
+        try:
+            self.prepare()
+        except Exception as exc:
+            self._preparation_error = (exc, exc.__traceback__)
+            self._told.add(item_id)
+            raise
+
+    # ---------------------------------------------------------------------------------------------
+    # Judgments
+
+    def _make_judge(self) -> MatchJudge:
+        spec = self.config.review.judge
+        backend = judge_backend(spec)
+        if backend.converts_gguf:
+            def load_judge():
+                from .generation.gguf import loadable
+
+                self.log(f"judge: loading local model {spec.checkpoint.path}")
+                checkpoint = loadable(spec.checkpoint, self.cache_dir, self.memo, self.log)
+                return backend.load()(dataclasses.replace(spec, checkpoint=checkpoint))
+        else:
+            def load_judge():
+                return backend.load()(spec)
+
+            if self.role.workers > 1:  # max_concurrency is the whole run's: the workers share it
+                spec = dataclasses.replace(spec, max_concurrency=-(-spec.max_concurrency // self.role.workers))
+        # Built on the first call the review cache cannot answer: a cached rerun loads no model and
+        # never imports openai (seconds).
+        judge = LazyJudge(load_judge)
+        log_template_choices(self.plan, self.judged, self.log)
+        return MatchJudge(judge, spec, self.plan.templates, self.config.review.review_file,
+                          judge_identity(spec, self.memo), self.log)
+
+    def answers_of(self, match: Match) -> dict | None:
+        """The answers the judge compares; None when one is missing or cannot be shown (``_unjudged``)."""
+        found = {m: self.plan.participants[m].get(match.question) for m in match.models}
+        if None in found.values() or any(answer_problem(match.question, a.turns) for a in found.values()):
+            return None
+        return found
+
+    def _submit_ready(self) -> None:
+        for match in self.judged:
+            if match.id in self.futures or not set(match.models) <= self._ready or not self.role.judges(match):
+                continue
+            answers = self.answers_of(match)
+            if answers is not None:
+                self.futures[match.id] = self.judge.submit(match, answers)
+
+    def _settle_unjudged(self) -> None:
+        """Answers only, or a match whose answer is missing: its outcome is known without a judge."""
+        for match in self.judged:
+            if match.id not in self.futures and self.role.judges(match):
+                self.futures[match.id] = done(self._unjudged(match))
+
+    def _unjudged(self, match: Match) -> Judgment | None:
+        """A match with no judge call: a missing answer is an error; with reviews off, answers suffice."""
+        participants = self.plan.participants
+        missing = [m for m in match.models if participants[m].get(match.question) is None]
+        if missing:
+            reason = participants[missing[0]].failures.get(match.question.key)
+            return Judgment(match, (), error=f"{missing[0]} has no answer to question {match.question.question_id!r}"
+                                             + (f" ({reason})" if reason else ""))
+        for name in match.models if self.config.review.enable else ():
+            # An empty answer, or one short of turns, is never sent: the judge would rate nothing.
+            answers = participants[name]
+            problem = answer_problem(match.question, answers.get(match.question).turns)
+            if problem:
+                return Judgment(match, (), error=f"{name}'s answer to question {match.question.question_id!r} "
+                                                 f"{problem} (in {answers.output_file}); it was not sent to the judge")
+        return None
+
+    def judgment(self, match: Match) -> Judgment | None:
+        """The match's verdict (waiting for it), or None when reviews are disabled.
+
+        Asked again for the same match (its item rerun, pytest-rerunfailures), a failed judgment is
+        asked of the judge once more instead of being handed back as it was."""
+        self.prepare()
+        if match.id not in self.futures:  # an xdist worker given an item of a block it had not taken
+            self.role.take_block(match)
+        if match.id in self.reported:
+            self._reask(match)
+        self.reported.add(match.id)
+        return self.futures[match.id].result()
+
+    def _reask(self, match: Match) -> None:
+        future = self.futures[match.id]
+        failed = future.exception() is not None or (future.result() is not None and not future.result().ok)
+        answers = self.answers_of(match)
+        if failed and self.judge is not None and answers is not None:  # (a missing answer stays missing)
+            self.futures[match.id] = self.judge.submit(match, answers)
+            self.changes += 1
+
+    def finished(self, match: Match) -> Judgment | None:
+        """The match's judgment if it finished here without an error (None otherwise, or with reviews off)."""
+        future = self.futures.get(match.id)
+        if future is None or not future.done() or future.cancelled() or future.exception() is not None:
+            return None
+        return future.result()
+
+    def judgments(self) -> list[Judgment]:
+        """Finished judgments of the selection, in plan order."""
+        return [j for match in self.judged if (j := self.finished(match)) is not None]
+
+    def await_all(self) -> None:
+        """Every verdict of the run is in (a gate is judged on all of them)."""
+        self.prepare()
+        for match in self.judged:
+            self.futures[match.id].exception()
+
+    def planned_calls(self, calls_per_match: int) -> tuple[int, int | None]:
+        """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""
+        if not self.config.review.enable:
+            return 0, 0
+        total = len(self.judged) * calls_per_match
+        for name in self.needed_models():
+            if self.plan.participants[name].load_cached(self.plan.questions):
+                return total, None
+        probe = MatchJudge(None, self.config.review.judge, self.plan.templates, self.config.review.review_file,
+                           judge_identity(self.config.review.judge, self.memo))
+        try:
+            cached = sum(probe.cached_calls(m, a) for m in self.judged if (a := self.answers_of(m)) is not None)
+        finally:
+            probe.close()
+        return total, cached
+
+    def close(self) -> None:
+        if self.judge is not None:
+            self.judge.close(wait=False)
+            self.judge.judge.close()
+
+
+def log_template_choices(plan: ArenaPlan, judged: list[Match], log: Callable[[str], None]) -> None:
+    """Say once per category when questions without reference answers get the general template."""
+    kind = "single" if plan.mode == "single" else "pairwise"
+    reported = set()
+    for question in {m.question.key: m.question for m in judged}.values():
+        skipped = skipped_reference_template(plan.templates, kind, question)
+        if skipped is not None and question.category not in reported:
+            reported.add(question.category)
+            used = choose_template(plan.templates, kind, question)
+            log(f"category {question.category!r}: questions without a reference answer are judged with "
+                f"{used.name!r} instead of {skipped.name!r}")
+
+
+def judge_identity(spec, memo: DigestMemo) -> str:
+    """What makes a judge's replies reusable: the API model's name, or a local checkpoint's bytes."""
+    if spec.is_local:
+        checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
+                                            spec.checkpoint.gguf_file, memo)
+        return f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
+    return f"openai:{spec.model}"
+
+
+class AnswerMaker:
+    """Each model's answers: read from its answers file, or generated (a model loaded, then released)
+    or asked of its server, one model at a time."""
+
+    def __init__(self, plan: ArenaPlan, cache_dir: Path | None, memo: DigestMemo, log: Callable[[str], None]):
+        self.participants = plan.participants
+        self.questions = plan.questions
+        self.cache_dir = cache_dir
+        self.memo = memo
+        self.log = log
+        self.models_loaded: list[str] = []
+        self.served_counters: dict[str, object] = {}  # API candidates: requests, answers, tokens
+
+    def answers_for(self, name: str, wait: bool = True) -> bool:
+        """Load (or generate) a model's answers; False, at once, when ``wait`` is False and another
+        process is generating them."""
+        answers = self.participants[name]
+        if not answers.load_cached(self.questions) or not answers.generates:
+            self._count_cached(answers, [])
+            return True
+        # One generator per model across processes (another run, an xdist worker): whoever gets the
+        # lock second finds the answers in the cache.
+        with file_lock(answers.output_file.with_name(answers.output_file.name + ".lock"), wait=wait) as locked:
+            if not locked:
+                return False
+            missing = answers.load_cached(self.questions)
+            self._count_cached(answers, missing)
+            if missing:
+                self._generate(answers, missing)
+        return True
+
+    def _count_cached(self, answers: ModelAnswers, missing) -> None:
+        if answers.served:
+            from .generation.api_backend import ServedCounters
+
+            counters = self.served_counters.setdefault(answers.name, ServedCounters())
+            counters.cached = len(self.questions) - len(missing)
+
+    def _generate(self, answers: ModelAnswers, missing) -> None:
+        if answers.served:
+            self._ask_server(answers, missing)
+            return
+        name, spec = answers.name, answers.spec
+        backend = generator_backend(spec)
+        self.log(f"{name}: loading model {spec.path}{backend.loading}")
+        if backend.converts_gguf:
+            from .generation.gguf import loadable
+
+            spec = loadable(spec, self.cache_dir, self.memo, self.log)
+        generator = backend.load()(spec)
+        self.models_loaded.append(name)
+        try:
+            if generator.chat_template_missing:
+                self.log(f"{name}: the tokenizer has no chat template; using the plain question as the prompt")
+            self.log(f"{name}: loaded in {generator.load_seconds:.1f}s on {generator.device}; "
+                     f"generating {len(missing)} answers")
+            answers.generate(missing, generator, self.log)
+        finally:
+            generator.close()
+            self.log(f"{name}: model released")
+
+    def _ask_server(self, answers: ModelAnswers, missing) -> None:
+        """An API candidate: no model loads here; its server answers, many questions at a time."""
+        from .generation.api_backend import ServedModel, public_url
+
+        api = answers.spec.api
+        served = ServedModel(answers.spec, self.served_counters[answers.name])
+        self.log(f"{answers.name}: asking {public_url(api.base_url)} (model {api.model}) for {len(missing)} answers, "
+                 f"up to {api.max_concurrency} at a time")
+        try:
+            answers.ask(missing, served, self.log)
+        finally:
+            served.close()
+
+
+class LazyJudge:
+    """A judge built on its first call, once, whatever the number of threads calling."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._build = build
+        self._judge = None
+        self._lock = threading.Lock()
+
+    def complete(self, *args, **kwargs):
+        return self._built().complete(*args, **kwargs)
+
+    def compare(self, *args, **kwargs):
+        return self._built().compare(*args, **kwargs)
+
+    def _built(self):
+        with self._lock:
+            if self._judge is None:
+                self._judge = self._build()
+        return self._judge
+
+    def close(self) -> None:
+        with self._lock:
+            if self._judge is not None:
+                self._judge.close()
+
+
+def done(value) -> Future:
+    """A future that has its value already (a judgment known without a judge call, or received)."""
+    future: Future = Future()
+    future.set_result(value)
+    return future

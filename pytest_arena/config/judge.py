@@ -1,0 +1,133 @@
+"""``reviews_gen``: the judge (an OpenAI-compatible API or a local checkpoint), how it is asked, and the
+files the reviews read and write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import kind_of
+from ..paths import path_length_problem
+from .models import checkpoint_path, read_precision
+from .section import (DEVICE, MAX_CONCURRENCY, MAX_JUDGE_TOKENS, MAX_RETRIES, MAX_TIMEOUT_S, NUMBER, SEED, Section,
+                      check_model_context, read_base_url, str_or_none)
+from .specs import (DEFAULT_TEMPLATES, LOCAL_JUDGE_REFS, LOCAL_VERDICTS, MODES, OPENAI_JUDGE_REFS, PARSERS,
+                    POSITION_BIAS, SWAP_RULES, JudgeSpec, ModelSpec, ReviewSpec)
+
+
+def read_review(section: Section, resolve, existing_file, results: Path, models) -> ReviewSpec:  # noqa: C901
+    section.check_keys(
+        ("enable", "reviewer", "prompt_file", "target_answers", "baseline_file", "reference_file",
+         "review_file", "cache_file")
+    )
+    reviewer = section.section("reviewer")
+    reviewer.check_keys(("ref", "args"))
+    ref = reviewer.get("ref", str, "pytest_arena.judging.openai_judge:OpenAIJudge", expected="module:Class")
+    if ref not in OPENAI_JUDGE_REFS | LOCAL_JUDGE_REFS:
+        reviewer.fail("ref", "unknown judge; expected 'evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4' "
+                             "or 'openai' (an OpenAI-compatible judge) or 'local' (a transformers judge)")
+    args = reviewer.section("args")
+    common = ("model", "mode", "position_bias_mitigation", "fn_completion_parser", "max_tokens", "temperature",
+              "random_seed", "max_concurrency", "swap_rule", "strong_verdict_weight", "reask_unparseable")
+    if ref in LOCAL_JUDGE_REFS:
+        args.check_keys(common + LOCAL_JUDGE_KEYS)
+    else:
+        args.check_keys(common + ("base_url", "api_key_env", "max_retries", "timeout", "prompt_cost_per_1m",
+                                  "completion_cost_per_1m"))
+    positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
+    cost = dict(expected="a number >= 0 (cost per million tokens)", check=lambda v: v >= 0)
+    max_tokens = args.get("max_tokens", int, 1024, **positive_int, at_most=MAX_JUDGE_TOKENS)
+    # OpenAI's range; a local judge sampled hotter than 2 writes noise.
+    temperature = float(args.get("temperature", NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0,
+                                 at_most=2))
+    judge = JudgeSpec(
+        ref=ref,
+        model=args.get("model", str, "gpt-4" if ref in OPENAI_JUDGE_REFS else "local-judge", expected="a judge model name"),
+        mode=args.choice("mode", MODES, "pairwise"),
+        position_bias_mitigation=args.choice("position_bias_mitigation", POSITION_BIAS, None),
+        fn_completion_parser=args.choice("fn_completion_parser", PARSERS, "lmsys_parser"),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        random_seed=args.get("random_seed", int, 123, **SEED),
+        base_url=read_base_url(args, "a URL such as https://api.openai.com/v1"),
+        api_key_env=args.get("api_key_env", str, "OPENAI_API_KEY", expected="an environment variable name"),
+        max_concurrency=args.get("max_concurrency", int, 8, **positive_int, at_most=MAX_CONCURRENCY),
+        max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0,
+                             at_most=MAX_RETRIES),
+        timeout=float(args.get("timeout", NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0,
+                               at_most=MAX_TIMEOUT_S)),
+        swap_rule=args.choice("swap_rule", SWAP_RULES, "consistent"),
+        strong_verdict_weight=float(args.get("strong_verdict_weight", NUMBER, 1.0, expected="a number >= 1",
+                                             check=lambda v: v >= 1)),
+        reask_unparseable=args.get("reask_unparseable", bool, False, expected="true or false"),
+        prompt_cost_per_1m=args.get("prompt_cost_per_1m", NUMBER, **cost),
+        completion_cost_per_1m=args.get("completion_cost_per_1m", NUMBER, **cost),
+        checkpoint=_local_judge_checkpoint(args, resolve, max_tokens, temperature) if ref in LOCAL_JUDGE_REFS else None,
+        verdict=args.choice("verdict", LOCAL_VERDICTS, "text_or_probability"),
+    )
+    if judge.verdict == "likelihood" and judge.mode == "single":
+        args.fail("verdict", "likelihood compares two answers, so it needs mode pairwise or pairwise_baseline; "
+                             "for mode single use verdict text, probability or text_or_probability")
+    targets = section.get("target_answers", list, expected="a list of answer files")
+    review_file = section.get("review_file", str, expected="a file path")
+    cache_file = section.get("cache_file", str, expected="a file path")
+    if cache_file and review_file and resolve(cache_file) != resolve(review_file):
+        # One file is both the record and the cache, so a rerun can never disagree with what it reads.
+        section.fail("cache_file", "expected the same path as review_file (the review file is the cache)")
+    review_file = review_file or cache_file
+    if review_file and resolve(review_file).is_dir():
+        section.fail("review_file", f"expected a file, got a folder: {resolve(review_file)}")
+    return ReviewSpec(
+        enable=section.get("enable", bool, True, expected="true or false"),
+        judge=judge,
+        prompt_file=existing_file(section, "prompt_file", required=False) or DEFAULT_TEMPLATES,
+        review_file=resolve(review_file) if review_file else results / "reviews" / "reviews.jsonl",
+        target_answers=_target_answers(section, targets, resolve, models),
+        baseline_file=existing_file(section, "baseline_file", required=False),
+        reference_file=existing_file(section, "reference_file", required=False),
+    )
+
+
+LOCAL_JUDGE_KEYS = ("model_id_or_path", "revision", "precision", "device", "gguf_file", "trust_remote_code",
+                    "batch_size", "verdict")
+
+
+def _local_judge_checkpoint(args: Section, resolve, max_tokens: int, temperature: float) -> ModelSpec:
+    """The local judge's checkpoint, read like a candidate's; it answers greedily unless sampled."""
+    raw = args.get("model_id_or_path", str, expected="a local folder or a hub model id")
+    if raw is None:
+        args.fail("model_id_or_path", "missing; the local judge needs a checkpoint (a local folder or a hub model id)")
+    precision = read_precision(args)
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    path = checkpoint_path(args, raw, resolve)
+    if Path(path).is_dir():
+        check_model_context(args, path, None, key="max_tokens")
+    return ModelSpec(
+        name=args.get("model", str, "local-judge", expected="a judge model name"),
+        path=path,
+        output_file=Path(os.devnull),
+        revision=str_or_none(args.get("revision", (str, int, float), expected="a revision")),
+        precision=precision,
+        generation_config={"max_new_tokens": max_tokens, **sampling},
+        batch_size=args.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
+        device=args.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto", check=DEVICE.match),
+        gguf_file=args.get("gguf_file", str, expected="a GGUF file name"),
+        trust_remote_code=args.get("trust_remote_code", bool, False, expected="true or false"),
+    )
+
+
+def _target_answers(section: Section, targets, resolve, models) -> tuple[Path, ...] | None:
+    if targets is None:
+        return None
+    paths = []
+    own = {m.output_file: m for m in models.values()}
+    for i, item in enumerate(targets):
+        if not isinstance(item, str):
+            section.fail(f"target_answers[{i}]", f"expected a file path, got {kind_of(item)}")
+        if path_length_problem(item):
+            section.fail(f"target_answers[{i}]", path_length_problem(item))
+        path = resolve(item)
+        if path not in own and not path.is_file():
+            section.fail(f"target_answers[{i}]", f"not the output_file of a model in answers_gen and not found: {path}")
+        paths.append(path)
+    return tuple(paths)

@@ -1,0 +1,76 @@
+"""``rating_gen`` (how battles become ratings) and ``gates`` (what a run must reach to pass)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from ..errors import ArenaConfigError, excerpt, kind_of
+from .section import MAX_BOOTSTRAP_ROUNDS, MAX_ELO_K, NUMBER, SEED, Section
+from .specs import GATE_ALIASES, GATE_KINDS, METRICS, GateSpec, RatingSpec, ReviewSpec
+
+
+def read_rating(section: Section, resolve, results: Path, models, review: ReviewSpec) -> RatingSpec:
+    section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds",
+                        "bootstrap_by", "seed"))
+    metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    if not metrics:
+        section.fail("metrics", f"expected at least one of {', '.join(METRICS)}")
+    for i, metric in enumerate(metrics):
+        if metric not in METRICS:
+            close = difflib.get_close_matches(metric, METRICS, n=1) if isinstance(metric, str) else []
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            section.fail(f"metrics[{i}]", f"expected one of {', '.join(METRICS)}, got {excerpt(metric)}{hint}")
+    baseline = section.get("baseline_model", str, expected="a model name")
+    if baseline is not None and baseline not in models and review.baseline_file is None:
+        section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {excerpt(baseline)}")
+    report = section.get("report_file", str, expected="a file path")
+    return RatingSpec(
+        enable=section.get("enable", bool, True, expected="true or false"),
+        metrics=tuple(metrics),
+        report_file=resolve(report) if report else results / "reports" / "rating.csv",
+        baseline_model=baseline,
+        elo_k=float(section.get("elo_k", NUMBER, 32.0, expected="a positive number", check=lambda v: v > 0,
+                                at_most=MAX_ELO_K)),
+        bootstrap_rounds=section.get("bootstrap_rounds", int, 1000, expected="an integer >= 0", check=lambda v: v >= 0,
+                                     at_most=MAX_BOOTSTRAP_ROUNDS),
+        bootstrap_by=section.choice("bootstrap_by", ("battle", "question"), "question"),
+        seed=section.get("seed", int, 0, **SEED),
+    )
+
+
+def read_gates(file: Path, data, models, baseline: str | None) -> tuple[GateSpec, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ArenaConfigError(file, "gates", f"expected a list of gates, got {kind_of(data)}")
+    known = list(models) + ([baseline] if baseline and baseline not in models else [])
+    thresholds = tuple(GATE_KINDS.values())
+    written = (*GATE_ALIASES, *thresholds)  # what a gate may name its threshold
+    gates = []
+    for i, entry in enumerate(data):
+        gate = Section(file, f"gates[{i}]", entry)
+        gate.check_keys(("model", *written, "margin"))
+        model = gate.get("model", str, expected="a model name")
+        if model is None:
+            gate.fail("model", "missing; expected the name of a model in answers_gen")
+        if model not in known:
+            gate.fail("model", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(model)}")
+        given = [key for key in written if gate.data.get(key) is not None]
+        if len(given) != 1:
+            gate.fail("", f"expected exactly one threshold: {', '.join(written)}; got {', '.join(given) or 'none'}")
+        beats = gate.get("beats", str, expected="a model name")
+        if beats is not None and beats not in known:
+            gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(beats)}")
+        values = {key: gate.get(key, NUMBER, expected="a number") for key in thresholds if key != "beats"}
+        for alias, key in GATE_ALIASES.items():  # only one threshold is given: an alias fills an empty field
+            values[key] = gate.get(alias, NUMBER, values[key], expected="a number")
+        if values["max_drop"] is not None and values["max_drop"] < 0:
+            gate.fail("max_drop", f"expected a number >= 0, got {excerpt(values['max_drop'])}")
+        if values["min_win_rate"] is not None and not 0 <= values["min_win_rate"] <= 1:
+            gate.fail("min_win_rate", f"expected a number between 0 and 1, got {excerpt(values['min_win_rate'])}")
+        margin = gate.get("margin", NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)
+        gates.append(GateSpec(model, beats=beats, margin=float(margin),
+                              **{k: None if v is None else float(v) for k, v in values.items()}))
+    return tuple(gates)
