@@ -18,12 +18,13 @@ from typing import Callable
 
 from .config import ArenaConfig, GateSpec
 from .errors import ArenaConfigError, excerpt
+from .generation.answer_formats import OURS, detect_format, read_answer_records, record_model
 from .generation.answers import ModelAnswers
 from .generation.fingerprint import DigestMemo
 from .judging.templates import load_templates
 from .question_sets import load_question_sets
 from .questions import Question
-from .store import read_jsonl
+from .store import foreign_content, read_jsonl
 
 VS = "--vs--"
 
@@ -250,16 +251,37 @@ def read_participants(config: ArenaConfig, baseline: str | None, memo: DigestMem
         if not spec.enable and not os.path.isfile(spec.output_file):  # False, not OSError, for a name too long
             log(f"{spec.name}: enable is false and {spec.output_file} does not exist; it takes no part")
             continue
+        _check_answer_format(config, spec, log)
         chosen[spec.name] = ModelAnswers(spec.name, spec.output_file, spec, seed, memo)
     own_files = {spec.output_file for spec in config.models.values()}
     for path in targets or ():
         if path in own_files:
             continue
-        records = read_jsonl(path)
-        name = records[0].get("model_id") if records else None
-        if not name:
+        records = read_answer_records(path, keep=True)
+        fmt = detect_format(records)
+        # The model's name as the file gives it, else the file's name (AlpacaEval's outputs often lack one).
+        name = next((n for r in records if (n := record_model(fmt, r))), None)
+        if not name and (fmt == OURS or not records):  # our own records always carry their model_id
             raise ArenaConfigError(config.path, "reviews_gen.target_answers", f"expected answer records with a model_id in {path}")
+        name = name or path.stem
+        log(f"{name}: {path} read as {fmt} answers")
         chosen[str(name)] = ModelAnswers(str(name), path, None, seed, memo)
     if baseline is not None and config.review.baseline_file is not None:
         chosen[baseline] = ModelAnswers(baseline, config.review.baseline_file, None, seed, memo)
     return chosen
+
+
+def _check_answer_format(config: ArenaConfig, spec, log: Callable[[str], None]) -> None:
+    """Another tool's answers file is a read-only input: said in the log; a model that would append
+    its answers to it is refused."""
+    if not os.path.isfile(spec.output_file) or (spec.enable and foreign_content(spec.output_file) is not None):
+        return  # nothing to read yet, or not records at all (paths.py refuses it, with its reason)
+    records = read_answer_records(spec.output_file, keep=True)
+    fmt = detect_format(records)
+    if spec.enable:
+        if fmt == OURS:
+            return
+        raise ArenaConfigError(config.path, f"answers_gen.{spec.name}.output_file",
+                               f"{spec.output_file} holds {fmt} answers, which are read, never appended to: "
+                               "set enable: false to use them, or give the model another output_file")
+    log(f"{spec.name}: {spec.output_file} read as {fmt} answers")

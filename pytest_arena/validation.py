@@ -15,6 +15,7 @@ from typing import Callable
 
 from .config import GATE_KINDS, ArenaConfig
 from .errors import ArenaConfigError
+from .generation.answer_formats import read_answer_records
 from .generation.answers import ModelAnswers
 from .judging.templates import TurnsNotCovered, choose_template
 from .plan import ArenaPlan, ambiguous_names, ambiguous_questions, describe, shared_ids
@@ -26,7 +27,9 @@ def check_plan(plan: ArenaPlan) -> None:
     config = plan.config
     needed = 1 if plan.mode == "single" else 2
     if len(plan.participants) < needed:
-        raise ArenaConfigError(config.path, "answers_gen",
+        # A judge-only arena (no answers_gen) takes its models from reviews_gen.target_answers.
+        key = "answers_gen" if config.models or config.review.target_answers is None else "reviews_gen.target_answers"
+        raise ArenaConfigError(config.path, key,
                                f"a {plan.mode} arena needs at least {needed} models, got {list(plan.participants) or 'none'}")
     if plan.baseline is not None and plan.baseline not in plan.participants:
         raise ArenaConfigError(config.path, "rating_gen.baseline_model",
@@ -71,7 +74,9 @@ def preflight(plan: ArenaPlan, baseline_report: Path | None, update_baseline: bo
     # The files the run will read: a corrupt line is an error now, not after the first model loaded.
     # (keep: the answers cache and the judge take these records instead of parsing the files again)
     for answers in plan.participants.values():
-        read_jsonl(answers.output_file, keep=True)
+        read_answer_records(answers.output_file, keep=True)
+        if not answers.generates:  # another tool's file with no answer to these questions: refused now
+            answers.load_cached(plan.questions)
     if review.enable:
         read_jsonl(review.review_file, keep=True)
     for answers in plan.participants.values():

@@ -79,7 +79,8 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
         return resolved
 
     question_file = existing_file(root, "question_file", required=not questions_given)
-    models = read_models(root.section("answers_gen"), resolve, results)
+    judge_only = bool(root.section("reviews_gen").data.get("target_answers"))
+    models = read_models(root.section("answers_gen"), resolve, results, judge_only)
     review = read_review(root.section("reviews_gen"), resolve, existing_file, results, models)
     rating = read_rating(root.section("rating_gen"), resolve, results, models, review)
     gates = read_gates(file, root.data.get("gates"), models, rating.baseline_model)

@@ -33,9 +33,10 @@ def override_models(root: Section, model_paths: dict[str, str]) -> None:
             models[name] = {**settings, "model_id_or_path": value, "enable": True}
 
 
-def read_models(section: Section, resolve, results: Path) -> dict[str, ModelSpec]:
-    if not section.data:
-        section.fail("", "expected at least one candidate model")
+def read_models(section: Section, resolve, results: Path, judge_only: bool = False) -> dict[str, ModelSpec]:
+    """``judge_only``: reviews_gen.target_answers names the answers, so answers_gen may be left out."""
+    if not section.data and not judge_only:
+        section.fail("", "expected at least one candidate model (or reviews_gen.target_answers: answer files to judge)")
     models = {}
     for name, entry in section.data.items():
         name = str(name)

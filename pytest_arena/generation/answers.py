@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import ModelSpec
+from ..errors import ArenaDataError
 from ..questions import Question
-from ..store import JsonlAppender, cache_key, read_jsonl
+from ..store import JsonlAppender, cache_key
+from .answer_formats import OURS, detect_format, read_answer_records, record_key, record_turns, seen_keys
 from .fingerprint import DigestMemo, checkpoint_fingerprint
 
 
@@ -31,11 +33,14 @@ class Answer:
         return self.turns[-1]
 
 
-def answer_from_record(model: str, question_id, record: dict) -> Answer:
+def answer_from_record(model: str, question: Question, record: dict, fmt: str = OURS) -> Answer:
     # The question's own id: a cached record may come from another question with the same text.
-    turns = record.get("answer_turns") or [record.get("answer", "")]
+    turns = list(record_turns(fmt, record))
+    if len(question.turns) == 1:
+        # A single-turn question asked of a longer conversation: its answer is the first turn's.
+        turns = turns[:1]
     # A null turn is no answer: it becomes "" (refused before judging), never the word "None".
-    return Answer(model, question_id, tuple("" if t is None else str(t) for t in turns))
+    return Answer(model, question.question_id, tuple("" if t is None else str(t) for t in turns))
 
 
 class ModelAnswers:
@@ -102,24 +107,41 @@ class ModelAnswers:
 
     def load_cached(self, questions: list[Question]) -> list[Question]:
         """Take what the answers file already holds; return the questions still unanswered."""
-        records = read_jsonl(self.output_file)
+        records = read_answer_records(self.output_file)
         if not self.generates:
-            # Records of a set-less file answer a question of any set with that id.
-            by_key = {(r.get("question_set"), r.get("question_id")): r for r in records}
-            for q in questions:
-                record = by_key.get(q.key) or by_key.get((None, q.question_id))
-                if record is not None:
-                    self._answers[q.key] = answer_from_record(self.name, q.question_id, record)
+            self._read_only(records, questions)
             return []
         by_key = {r.get("metadata", {}).get("cache_key"): r for r in records if isinstance(r.get("metadata"), dict)}
         missing = []
         for q in questions:
             record = by_key.get(self.key(q))
             if record is not None:
-                self._answers[q.key] = answer_from_record(self.name, q.question_id, record)
+                self._answers[q.key] = answer_from_record(self.name, q, record)
             else:
                 missing.append(q)
         return missing
+
+    def _read_only(self, records: list[dict], questions: list[Question]) -> None:
+        """Answers from a file no model writes to: ours, or another tool's (``answer_formats``)."""
+        fmt = detect_format(records)
+        if fmt == OURS:
+            # Records of a set-less file answer a question of any set with that id.
+            by_key = {(r.get("question_set"), r.get("question_id")): r for r in records}
+            for q in questions:
+                record = by_key.get(q.key) or by_key.get((None, q.question_id))
+                if record is not None:
+                    self._answers[q.key] = answer_from_record(self.name, q, record)
+            return
+        # Another tool's ids are matched as text (FastChat's 81, arena-hard's hex uids); AlpacaEval by the question.
+        by_key = {record_key(fmt, r): r for r in records}
+        for q in questions:
+            record = by_key.get(q.text if fmt == "alpaca_eval" else str(q.question_id))
+            if record is not None:
+                self._answers[q.key] = answer_from_record(self.name, q, record, fmt)
+        if records and not self._answers:
+            match = "instruction equal to a question's text" if fmt == "alpaca_eval" else "id of a question"
+            raise ArenaDataError(self.output_file, "", f"read as {fmt} answers, but no record has the {match} of "
+                                 f"the arena (keys seen: {', '.join(seen_keys(records))})")
 
     def generate(self, questions: list[Question], generator, log: Callable[[str], None]) -> None:
         """Answer ``questions`` with a loaded generator, one batch at a time.
@@ -136,7 +158,7 @@ class ModelAnswers:
                 chunk = questions[start:start + size]
                 for question, record in zip(chunk, self._answer_batch(chunk, generator)):
                     appender.append(record)
-                    self._answers[question.key] = answer_from_record(self.name, question.question_id, record)
+                    self._answers[question.key] = answer_from_record(self.name, question, record)
                 done += len(chunk)
                 log(f"{self.name}: {done}/{len(questions)} answers generated")
         finally:
@@ -224,7 +246,7 @@ class ModelAnswers:
                     "seconds": round(reply.seconds, 4),
                 })
                 appender.append(record)
-                self._answers[question.key] = answer_from_record(self.name, question.question_id, record)
+                self._answers[question.key] = answer_from_record(self.name, question, record)
                 self.failures.pop(question.key, None)
                 served.counters.add(answered=1)
                 received += 1
