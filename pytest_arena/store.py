@@ -42,10 +42,12 @@ def _identity(stat: os.stat_result) -> tuple:
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _take_kept(path: Path) -> tuple[int, list[dict], int] | None:
-    """What read_jsonl kept of this file, if the file has not changed since (dropped either way)."""
+def _take_kept(path: Path, keep: bool = False) -> tuple[int, list[dict], int] | None:
+    """What read_jsonl kept of this file, if the file has not changed since (dropped either way,
+    unless ``keep``: then it stays for the next reader too)."""
+    key = os.path.abspath(path)
     with _KEPT_LOCK:
-        kept = _KEPT.pop(os.path.abspath(path), None)
+        kept = _KEPT.pop(key, None)
     if kept is None:
         return None
     try:
@@ -53,6 +55,9 @@ def _take_kept(path: Path) -> tuple[int, list[dict], int] | None:
             return None
     except OSError:
         return None
+    if keep:
+        with _KEPT_LOCK:
+            _KEPT.setdefault(key, kept)
     return kept[1:]
 
 
@@ -61,7 +66,7 @@ def read_jsonl(path: Path, keep: bool = False) -> list[dict]:
 
     ``keep``: hand the records to the next read_jsonl or JsonlFollower of this file, if it is unchanged.
     """
-    kept = _take_kept(path)
+    kept = _take_kept(path, keep)
     if kept is not None:
         return list(kept[1])
     try:

@@ -107,7 +107,8 @@ class ModelAnswers:
 
     def load_cached(self, questions: list[Question]) -> list[Question]:
         """Take what the answers file already holds; return the questions still unanswered."""
-        records = read_answer_records(self.output_file)
+        # keep: preflight, the plan and the runner each ask; the file is parsed once while it is unchanged.
+        records = read_answer_records(self.output_file, keep=True)
         if not self.generates:
             self._read_only(records, questions)
             return []
