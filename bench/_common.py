@@ -26,7 +26,14 @@ for _folder in (REPO, TESTS):  # the package without an install (e.g. bench/gpu.
     if str(_folder) not in sys.path:
         sys.path.insert(0, str(_folder))
 
-from support.arena_project import write_questions  # noqa: E402 - needs tests/ on sys.path first
+
+
+def write_questions(path: Path, count: int) -> Path:
+    """tests/support's question file, imported here only: that module imports pytest, which the GPU
+    bench (bench/gpu.sh, generation.py, vllm_generation.py) does not install and does not need."""
+    from support.arena_project import write_questions as write
+
+    return write(path, count)
 
 FAKE_KEY = "sk-arena-bench-0123456789abcdef"
 JUDGE_REF = "evalscope.evaluator.reviewer.auto_reviewer:AutoReviewerGpt4"

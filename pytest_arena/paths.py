@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 from .errors import ArenaConfigError
+from .evalscope import metric_files
+from .evalscope.stages import rating_asked
+from .cached_count import count_file
+from .generation.fingerprint import digests_file
 from .store import foreign_content
 
 if TYPE_CHECKING:  # config imports this module (path_length_problem): no import back at run time
@@ -41,16 +45,26 @@ class Role:
     writes: bool = False
     appends: bool = False  # a JSONL file of ours that records are appended to (answers, reviews)
     answers_of: str | None = None  # answer files: whose answers (one file may serve two answer roles)
+    # An input its own reader checks (rating only's review file: a wrong one is "nothing to rate"):
+    # it may be another input file, never an output.
+    reader_checks: bool = False
 
 
 def report_files(report_file: Path) -> tuple[Path, ...]:
     """The report and what the run writes beside it: the subset report of a -k run, the per-set
-    reports and the plots (as ``ArenaSession.report_path`` and run_outputs.py name them)."""
+    reports, the per-turn tables (judge_turns each) and the plots (as ``ArenaSession.report_path`` and
+    run_outputs.py name them)."""
     subset = report_file.with_name(f"{report_file.stem}.subset{report_file.suffix}")
     files = []
     for path in (report_file, subset):
-        files += [path, path.with_name(f"{path.stem}.sets{path.suffix}"), path.with_suffix(".png")]
+        files += [path, path.with_name(f"{path.stem}.sets{path.suffix}"), path.with_suffix(".png"),
+                  turns_report(path), path.with_suffix(".html")]  # .html: the battle browser (html_report)
     return tuple(files)
+
+
+def turns_report(report_file: Path) -> Path:
+    """The per-turn tables' CSV beside a report: ``rating.csv`` -> ``rating.turns.csv``."""
+    return report_file.with_name(f"{report_file.stem}.turns{report_file.suffix}")
 
 
 def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), baseline_report: Path | None = None,
@@ -76,19 +90,34 @@ def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), bas
         roles.append(Role(cfg, f"reviews_gen.target_answers[{i}]", f"reviews_gen.target_answers[{i}]", (path,),
                           answers_of=ANY_MODEL))
     if baseline_report is not None:
-        roles.append(Role(Path(baseline_report), "--arena-baseline", "the --arena-baseline report",
-                          (Path(baseline_report),), writes=update_baseline))
+        baseline_report = Path(baseline_report)  # and its per-battle verdicts (flips.py), written with it
+        verdicts = baseline_report.with_name(f"{baseline_report.stem}.verdicts.jsonl")
+        roles.append(Role(baseline_report, "--arena-baseline", "the --arena-baseline report",
+                          (baseline_report, verdicts), writes=update_baseline))
     for name, spec in config.models.items():
         generates = name in writers
         roles.append(Role(cfg, f"answers_gen.{name}.output_file", f"the output_file of model {name!r}",
                           (spec.output_file,), writes=generates, appends=generates, answers_of=name))
-    if review.enable:
-        roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file", (review.review_file,),
-                          writes=True, appends=True))
+        if generates and spec.api is None:  # the checkpoint digests kept beside its answers (fingerprint.py)
+            roles.append(Role(cfg, f"answers_gen.{name}.output_file",
+                              f"the checkpoint digests kept beside the output_file of model {name!r}",
+                              (digests_file(spec.output_file),), writes=True))
+    if review.enable or rating_asked(config):  # (rating only: the review file is read, never written)
+        # (with the cached-call counts --collect-only keeps beside it: cached_count.py)
+        roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file",
+                          (review.review_file, count_file(review.review_file)),
+                          writes=review.enable, appends=review.enable, reader_checks=not review.enable))
         if rating.enable and rating.report_file is not None:
             roles.append(Role(cfg, "rating_gen.report_file", "rating_gen.report_file (or a file written beside it)",
-                              report_files(rating.report_file), writes=True))
+                              report_files(rating.report_file) + flips_files(rating.report_file)
+                              + metric_files(rating.report_file, rating.metrics), writes=True))
     return roles
+
+
+def flips_files(report_file: Path) -> tuple[Path, ...]:
+    """The failed gates' flips beside the report and beside the subset report (flips.py names them)."""
+    subset = report_file.with_name(f"{report_file.stem}.subset{report_file.suffix}")
+    return tuple(path.with_name(f"{path.stem}.flips.csv") for path in (report_file, subset))
 
 
 def first_problem(roles: list[Role]) -> ArenaConfigError | None:
@@ -127,6 +156,8 @@ def _identity(path: Path) -> set:
 
 def _may_share(a: Role, b: Role) -> bool:
     """One file in one role: a model's answers named again by target_answers (or baseline_file)."""
+    if (a.reader_checks and not b.writes) or (b.reader_checks and not a.writes):
+        return True
     if a.answers_of is None or b.answers_of is None:
         return False
     return ANY_MODEL in (a.answers_of, b.answers_of) or a.answers_of == b.answers_of

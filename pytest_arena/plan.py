@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .config import ArenaConfig, GateSpec
+from .config import ArenaConfig, GateSpec, names_read_from_files
 from .errors import ArenaConfigError, excerpt
 from .generation.answer_formats import OURS, detect_format, read_answer_records, record_model
 from .generation.answers import ModelAnswers
 from .generation.fingerprint import DigestMemo
 from .judging.templates import load_templates
+from .judging.turns import calls_per_question
 from .question_sets import load_question_sets
 from .questions import Question
 from .store import foreign_content, read_jsonl
@@ -200,8 +201,12 @@ class ArenaPlan:
     def match_kind(self) -> str:
         return "scorings" if self.mode == "single" else "battles"
 
-    def calls_per_match(self) -> int:
-        return 2 if self.config.review.judge.position_bias_mitigation == "swap_position" and self.mode != "single" else 1
+    def calls_per_match(self, match: Battle | Scoring | None = None) -> int:
+        """Judge calls per match: both orders under swap_position; given the match, times the turns it is
+        judged at (``judge_turns: each``)."""
+        swapped = self.config.review.judge.position_bias_mitigation == "swap_position" and self.mode != "single"
+        orders = 2 if swapped else 1
+        return orders if match is None else orders * calls_per_question(match.question, self.config.review.judge_turns)
 
     def question_file(self, question: Question):
         """The file a question came from (for error messages)."""
@@ -231,7 +236,8 @@ def baseline_name(config: ArenaConfig) -> str | None:
         raise ArenaConfigError(config.path, "rating_gen.baseline_model",
                                "pairwise_baseline needs a baseline: a model of answers_gen, or "
                                "reviews_gen.baseline_file with answer records")
-    if name not in config.models and baseline_file is None:
+    # A model of a target_answers file is named by its records: check_plan finds it among the participants.
+    if name not in config.models and baseline_file is None and not names_read_from_files(config.review, config.models):
         raise ArenaConfigError(config.path, "rating_gen.baseline_model",
                                f"expected one of the models in answers_gen ({', '.join(config.models)}) "
                                f"or a reviews_gen.baseline_file, got {excerpt(name)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .collection import as_arena_items, collection_args, is_suite_module, make_module
+from .collection import as_arena_items, collection_args, is_suite_module, make_module, unnamed_example
 from .options import INI_KEYS, OPTIONS
 from .stash import FIRST_PROPERTIES, SESSION_KEY, match_of, param
 
@@ -79,6 +79,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
     junit.register(config)  # JUnit XML valid under the family in force
     reporting_plugins.register(config, session)  # the rating table in pytest-html's report
+    from . import fixtures
+
+    config.pluginmanager.register(fixtures, "arena-fixtures")  # `arena_answer` for the user's own checks
 
 
 def _ini_base(config: pytest.Config) -> Path:
@@ -177,10 +180,12 @@ class ArenaHooks:
         return as_arena_items(collected)
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        from . import answer_checks
         from .plan import gate_id
 
         # One marker object per model, shared by its items (20,000 items would build 40,000 otherwise).
         marks = {name: pytest.mark.arena_model(name=name) for name in self._arena.participants}
+        answer_checks.parametrize(metafunc, self._arena.plan, marks)  # a test taking `arena_answer`
         suite = pytest.mark.arena  # `-m 'not arena'` deselects every arena item
         for fixture, kind in (("arena_battle", "battle"), ("arena_scoring", "scoring")):
             if fixture in metafunc.fixturenames:
@@ -196,8 +201,10 @@ class ArenaHooks:
                  for g in self._arena.gates],
             )
 
-    def pytest_ignore_collect(self, collection_path: Path):
+    def pytest_ignore_collect(self, collection_path: Path, config: pytest.Config):
         # Only the suite modules this config has items for: no gates, no gate module.
+        if unnamed_example(config, collection_path):
+            return True  # the shipped examples run only when named on the command line
         if is_suite_module(collection_path):
             wanted = {"test_gates.py": bool(self._arena.gates),
                       "test_scores.py": self._arena.mode == "single",
@@ -209,8 +216,11 @@ class ArenaHooks:
     @pytest.hookimpl(wrapper=True, tryfirst=True)  # outside the reorderings of --ff, --nf and pytest-randomly
     def pytest_collection_modifyitems(self, items: list[pytest.Item]):
         result = yield
+        from . import answer_checks
+
         # Gates read the ratings of every battle, so they run after all of them, whatever order was asked.
         items.sort(key=lambda item: param(item, "arena_gate") is not None)
+        answer_checks.order_by_model(items, list(self._arena.participants))  # one model's answers at a time
         return result
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
@@ -230,13 +240,26 @@ class ArenaHooks:
             cached_text = "cache unknown until answers exist" if cached is None else f"{cached} cached, {total - cached} to make"
             self.log(f"plan: {len(matches)} {self._arena.match_kind}, {len(gates)} gates; {calls} ({cached_text}); "
                      f"models needed: {', '.join(self._arena.needed_models()) or 'none'}")
+            budget = self._arena.budget_line()
+            if budget:
+                self.log(budget)
+            from .answer_checks import plan_line
+
+            checks = plan_line(session.items)
+            if checks:
+                self.log(checks)
 
     # -- running -----------------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
         if self._prepares_here(session):
-            self._arena.prepare_run()  # outside every item: no item's timeout (pytest-timeout) counts it
+            from .errors import ArenaConfigError
+
+            try:
+                self._arena.prepare_run()  # outside every item: no item's timeout (pytest-timeout) counts it
+            except ArenaConfigError as exc:  # over the judge budget (budget.py): stopped before any call
+                raise pytest.UsageError(str(exc)) from None
         return (yield)
 
     def _prepares_here(self, session: pytest.Session) -> bool:

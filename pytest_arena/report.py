@@ -94,7 +94,7 @@ def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, bas
     rated = [m for m in models if m in elo.index]
     columns: dict[str, list] = {"Model": rated}
     elo_samples = rating.bootstrap_elo(battles, k=spec.elo_k, rounds=rounds, seed=seed, by=by) if rounds else None
-    _add_rating(columns, rated, elo, elo_samples, ELO_COLUMNS[1:])
+    _add_rating(columns, rated, elo, elo_samples, ELO_COLUMNS[1:], centre="median")
     anchor = baseline if baseline in rated else None
     bt = rating.bradley_terry(battles, anchor=anchor)
     bt_samples = rating.bootstrap_bradley_terry(battles, rounds=rounds, seed=seed, by=by, anchor=anchor) if rounds else None
@@ -109,30 +109,31 @@ def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, bas
     return RatingTable(_best_first(frame, PRIMARY["bt"][0][0]), bt_samples, "bt")
 
 
-def _add_rating(columns: dict, rated: list[str], point: pd.Series, samples, names) -> None:
+def _add_rating(columns: dict, rated: list[str], point: pd.Series, samples, names, centre: str = "estimate") -> None:
+    """A rating's three columns, the point inside its interval (rating.rating_intervals): Bradley-Terry
+    shows its full-data fit; online Elo, whose full-data value depends on the battle order, the median
+    of its bootstrap rounds (FastChat's way). Without bootstrap rounds the interval is the point."""
     if samples is not None:
-        intervals = rating.confidence_intervals(samples)
-        lower, upper = intervals["ci_lower"], intervals["ci_upper"]
+        summary = rating.rating_intervals(samples, point, centre=centre)
     else:
-        lower = upper = point
-    columns[names[0]] = [round(float(point[m]), 2) for m in rated]
-    columns[names[1]] = [round(float(lower.get(m, point[m])), 2) for m in rated]
-    columns[names[2]] = [round(float(upper.get(m, point[m])), 2) for m in rated]
+        summary = pd.DataFrame({"rating": point, "ci_lower": point, "ci_upper": point})
+    for name, column in zip(names, ("rating", "ci_lower", "ci_upper")):
+        columns[name] = [round(float(summary.loc[m, column]), 2) for m in rated]
 
 
 def _add_baseline_rates(columns: dict, rated: list[str], battles: pd.DataFrame, baseline: str, spec: RatingSpec):
     """EvalScope's ``pairwise`` metric, without counting anything but real verdicts, plus a CI on the
-    win rate (questions resampled) for min_win_rate gates."""
+    win rate (questions resampled) for min_win_rate gates: the same quantity as the point, weighted
+    wins over weighted games (a tie is no win), so the point lies inside its interval."""
     rates = rating.pairwise_rates(battles, baseline)
-    outcome = battles.assign(
-        model=battles["model_a"].where(battles["model_b"] == baseline, battles["model_b"]),
-        score=battles["winner"].map({"model_a": 1.0, "model_b": 0.0, "tie": 0.5}),
-    )
+    weight = battles["weight"] if "weight" in battles.columns else 1.0
+    candidate_on_a = battles["model_b"] == baseline
+    won = (candidate_on_a & (battles["winner"] == "model_a")) | (~candidate_on_a & (battles["winner"] == "model_b"))
+    outcome = battles.assign(model=battles["model_a"].where(candidate_on_a, battles["model_b"]),
+                             score=won.astype(float), weight=weight)
     outcome = outcome[(outcome["model_a"] == baseline) | (outcome["model_b"] == baseline)]
-    # From the candidate's side: it won when the baseline did not.
-    outcome.loc[outcome["model_a"] == baseline, "score"] = 1.0 - outcome["score"]
-    intervals = rating.mean_scores(outcome[["model", "question_id", "score"]], rounds=max(spec.bootstrap_rounds, 1),
-                                   seed=spec.seed)
+    intervals = rating.mean_scores(outcome[["model", "question_id", "score", "weight"]],
+                                   rounds=max(spec.bootstrap_rounds, 1), seed=spec.seed)
     for column, source in zip(BASELINE_COLUMNS, ("win_rate", "ci_lower", "ci_upper", "loss_rate", "tie_rate")):
         table = intervals if source.startswith("ci_") else rates
         columns[column] = [round(float(table.loc[m, source]), 4) if m in table.index else None for m in rated]
@@ -276,20 +277,29 @@ def format_table(table: RatingTable, previous: pd.DataFrame | None = None) -> li
 def perfect_record_note(table: RatingTable) -> str | None:
     """A warning when a model won or lost every battle it played, without a tie.
 
-    Bradley-Terry then has no finite maximum-likelihood rating for it (any larger gap fits better):
-    the fit's tiny regularisation sets the number, every bootstrap round sees the same perfect record,
-    so the CI collapses to the point. The order is real; the size of the gap is not.
+    Maximum likelihood has no finite Bradley-Terry gap for it (any larger gap fits better). The fit's
+    weak prior (rating.PRIOR_REG: ratings around their mean with SD 347 points, worth about one tie
+    against an average opponent per model) holds the gap finite: its size is the prior meeting the
+    record, and more battles with the same record widen it. The order is what the data show. When
+    every bootstrap round saw the same record, the interval has no width: it shows no uncertainty
+    about a size the data do not fix.
     """
     if table.primary == "score" or "Wins" not in table.frame.columns:
         return None
     frame = table.frame
-    unbeaten = frame[(frame["Wins"] > 0) & (frame["Losses"] == 0) & (frame["Ties"] == 0)]["Model"].tolist()
-    winless = frame[(frame["Losses"] > 0) & (frame["Wins"] == 0) & (frame["Ties"] == 0)]["Model"].tolist()
-    if not unbeaten and not winless:
+    unbeaten = frame[(frame["Wins"] > 0) & (frame["Losses"] == 0) & (frame["Ties"] == 0)]
+    winless = frame[(frame["Losses"] > 0) & (frame["Wins"] == 0) & (frame["Ties"] == 0)]
+    if unbeaten.empty and winless.empty:
         return None
-    parts = ([f"{', '.join(unbeaten)} won every battle"] if unbeaten else []) + \
-            ([f"{', '.join(winless)} lost every battle"] if winless else [])
-    return f"note: {' and '.join(parts)}: the gap has no finite estimate, the ratings shown only bound it"
+    parts = ([f"{', '.join(unbeaten['Model'])} won every battle"] if not unbeaten.empty else []) + \
+            ([f"{', '.join(winless['Model'])} lost every battle"] if not winless.empty else [])
+    note = (f"note: {' and '.join(parts)}: the data put no limit on the gap, so the BT ratings shown come from a "
+            f"weak prior (SD {rating.prior_sd():.0f} points around the mean) meeting that record; read the order, "
+            "not the size of the gap, which more such battles would widen")
+    swept = pd.concat([unbeaten, winless])
+    if table.samples is not None and (swept["BT_CI_Lower"] == swept["BT_CI_Upper"]).any():
+        note += "; every bootstrap round saw the same record, so its interval has no width"
+    return note
 
 
 def markdown_summary(table: RatingTable, gates: list[tuple[str, bool, str]], previous=None) -> str:

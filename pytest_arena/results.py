@@ -39,6 +39,14 @@ class ArenaResults:
                 tables[name] = table
         return tables
 
+    def turn_table(self):
+        """The per-turn tables (``turn_tables``) over the verdicts so far; None unless judged per turn."""
+        if self.plan.config.review.judge_turns != "each":
+            return None
+        from .turn_tables import turn_frame
+
+        return turn_frame(self.runner.judgments(), baseline=self.plan.baseline)
+
     def _table(self, verdicts: list):
         if not verdicts:
             return None

@@ -22,9 +22,10 @@ from . import validation
 from .arena_runner import ArenaRunner, Match
 from .config import ArenaConfig, GateSpec, load_config
 from .distributed import Alone
+from .evalscope.reviews import build_plan, settle
 from .generation.fingerprint import DigestMemo
 from .judging.runner import Judgment
-from .plan import ArenaPlan, gate_id
+from .plan import gate_id
 from .results import ArenaResults
 
 
@@ -38,9 +39,12 @@ class ArenaSession:
         self.baseline_report = Path(baseline_report) if baseline_report else None
         self.update_baseline = update_baseline
         self.previous = None  # the baseline report's table, read in preflight
+        self.flips: dict[str, list] = {}  # failed max_drop/beats gate ID -> its evidence (flips.py)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         memo = DigestMemo(self.cache_dir / "fingerprints.json" if self.cache_dir else None)
-        self.plan = ArenaPlan.build(config, question_files, limit, memo, log)
+        # Rating only (EvalScope's stage flags): the review file's verdicts make the plan, one match each.
+        self.plan, recorded = build_plan(config, question_files, limit, memo, log)
+        self.rating_only = bool(recorded)
         validation.check_plan(self.plan)
         self.mode = self.plan.mode
         self.questions = self.plan.questions
@@ -50,6 +54,7 @@ class ArenaSession:
         self.matches = self.plan.matches
         self.gates = list(self.plan.gates)
         self.runner = ArenaRunner(self.plan, Alone(), self.cache_dir, memo, log)
+        settle(self.runner, recorded)
         self.results = ArenaResults(self.plan, self.runner)
         self._selected: list[Match] = list(self.matches)
 
@@ -65,6 +70,10 @@ class ArenaSession:
     def preflight(self) -> None:
         """Every check that needs a library or a second look, but no model (``validation.preflight``)."""
         self.previous = validation.preflight(self.plan, self.baseline_report, self.update_baseline, self.log)
+        if self.config.review.enable:
+            from .budget import read_budget
+
+            self.runner.budget = read_budget(self.config)  # a malformed ARENA_MAX_COST is a usage error now
 
     def check_credentials(self) -> None:
         validation.check_credentials(self.config)
@@ -102,7 +111,13 @@ class ArenaSession:
 
     def planned_calls(self) -> tuple[int, int | None]:
         """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""
-        return self.runner.planned_calls(self.plan.calls_per_match())
+        return self.runner.planned_calls()
+
+    def budget_line(self) -> str | None:
+        """``--collect-only``'s judge budget estimate (budget.py); None without a budget or prices."""
+        from .budget import collect_only_line
+
+        return collect_only_line(self.runner)
 
     # ---------------------------------------------------------------------------------------------
     # Running (``arena_runner``)
@@ -156,7 +171,9 @@ class ArenaSession:
             return None
         if self.role.prepares:  # (the xdist controller has every verdict before its scheduler sends a gate)
             self.runner.await_all()
-        return self.results.gate_result(gate, self.ratings(), self.previous)
+        from .flips import explain
+
+        return explain(self, gate, self.results.gate_result(gate, self.ratings(), self.previous))
 
     @property
     def gate_results(self) -> dict:

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Callable
 
 from .config import GATE_KINDS, ArenaConfig
-from .errors import ArenaConfigError
+from .errors import ArenaConfigError, excerpt
+from .evalscope.reviews import refuse_evalscope_reviews
 from .generation.answer_formats import read_answer_records
 from .generation.answers import ModelAnswers
 from .judging.templates import TurnsNotCovered, choose_template
+from .judging.turns import judged_turns, up_to_turn
 from .plan import ArenaPlan, ambiguous_names, ambiguous_questions, describe, shared_ids
 from .store import read_jsonl
 
@@ -34,6 +36,7 @@ def check_plan(plan: ArenaPlan) -> None:
     if plan.baseline is not None and plan.baseline not in plan.participants:
         raise ArenaConfigError(config.path, "rating_gen.baseline_model",
                                f"the baseline {plan.baseline!r} has no answers (enable it or give its output_file)")
+    _check_gate_models(plan)
     clash = ambiguous_names(list(plan.participants))
     if clash:
         raise ArenaConfigError(config.path, "answers_gen",
@@ -48,6 +51,18 @@ def check_plan(plan: ArenaPlan) -> None:
         raise ArenaConfigError(plan.question_file(clash[0].question), "question_id",
                                f"{describe(clash[0])} and {describe(clash[1])} would share the item ID "
                                f"{clash[0].id!r}; rename a model or change a question id")
+
+
+def _check_gate_models(plan: ArenaPlan) -> None:
+    """A gate naming a model outside answers_gen (allowed when target_answers files name their models)
+    must name one that takes part."""
+    config = plan.config
+    for i, gate in enumerate(config.gates):
+        for key, name in (("model", gate.model), ("beats", gate.beats)):
+            if name is not None and name not in config.models and name not in plan.participants:
+                raise ArenaConfigError(config.path, f"gates[{i}].{key}",
+                                       f"expected one of the models that take part ({', '.join(plan.participants)}), "
+                                       f"got {excerpt(name)}")
 
 
 def check_credentials(config: ArenaConfig) -> None:
@@ -77,12 +92,13 @@ def preflight(plan: ArenaPlan, baseline_report: Path | None, update_baseline: bo
         read_answer_records(answers.output_file, keep=True)
         if not answers.generates:  # another tool's file with no answer to these questions: refused now
             answers.load_cached(plan.questions)
-    if review.enable:
-        read_jsonl(review.review_file, keep=True)
+    if review.enable:  # (EvalScope's reviews in it are rating input: never appended to, never a cache)
+        refuse_evalscope_reviews(config, read_jsonl(review.review_file, keep=True))
     for answers in plan.participants.values():
         # Only a model that will generate needs its settings checked: when every answer is cached
         # (their keys hold those very settings) the check would import transformers (seconds) for nothing.
-        if answers.generates and answers.load_cached(plan.questions):
+        # (may_generate reads no checkpoint whose digests are unknown: -k may not need that model.)
+        if answers.may_generate(plan.questions):
             check_generator(config, answers)
     return previous
 
@@ -105,7 +121,8 @@ def _check_templates(plan: ArenaPlan) -> None:
     kind = "single" if plan.mode == "single" else "pairwise"
     for question in plan.questions:
         try:
-            choose_template(plan.templates, kind, question)
+            for turn in judged_turns(question, plan.config.review.judge_turns):  # each: a template per turn
+                choose_template(plan.templates, kind, up_to_turn(question, turn))
         except TurnsNotCovered as exc:  # the question is beyond the templates, not the other way round
             raise ArenaConfigError(plan.question_file(question), f"question_id {question.question_id!r}",
                                    f"{exc} in {prompt_file}") from None
@@ -129,11 +146,18 @@ def check_generator(config: ArenaConfig, answers: ModelAnswers) -> None:
 
         if not vllm_installed():
             raise ArenaConfigError(path, f"{where}.backend", f"vllm is not installed: {INSTALL_HINT}")
+        from .generation.vllm_backend import check_before_load
+
+        try:  # engine arguments and sampling ranges: vLLM itself checks them only once the engine loads
+            check_before_load(spec)
+        except ValueError as exc:
+            raise ArenaConfigError(path, where, str(exc)) from None
         return
-    from .generation.transformers_backend import generation_config_for
+    from .generation.transformers_backend import check_device, generation_config_for
 
     try:
         generation_config_for(spec)
+        check_device(spec)
     except ValueError as exc:
         raise ArenaConfigError(path, where, str(exc)) from None
 

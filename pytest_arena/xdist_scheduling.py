@@ -1,7 +1,8 @@
 """The xdist controller's scheduler for an arena run. Imported only there: it needs pytest-xdist.
 
 It overrides private methods of xdist's ``LoadScopeScheduling`` (``_split_scope``,
-``_assign_work_unit``, ``_reschedule``) and reads its ``workqueue`` and ``registered_collections``,
+``_assign_work_unit``, ``_reschedule``), calls ``_pending_of`` and reads its ``workqueue`` and
+``registered_collections``,
 so pyproject bounds pytest-xdist below 4 (tests/test_xdist_scheduling.py holds what they must do).
 """
 
@@ -72,6 +73,17 @@ class ArenaScheduling(LoadScopeScheduling):
             self._start_gates(node)
         elif not (self._holding and node is self._gate_node):  # no shutdown while its first gate waits
             super()._reschedule(node)
+            self._second_item(node)
+
+    def _second_item(self, node) -> None:
+        """A worker runs an item only once it has another (or is told to stop): one that replaced a
+        crashed worker and was given a unit of one item would wait for ever (xdist gives two units
+        only in the first distribution), so it gets a second unit."""
+        while not node.shutting_down and self.workqueue and self._pending_of(self.assigned_work[node]) < 2:
+            before = len(self.workqueue)
+            self._assign_work_unit(node)
+            if len(self.workqueue) == before:  # only held gates are left
+                return
 
     def _start_gates(self, node) -> None:
         """Send the first gate: the node runs what it has left, then waits with the gate for its next item."""

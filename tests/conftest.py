@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,30 @@ RANDOMLY_OFF = "-p no:randomly"
 os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), RANDOMLY_OFF]))
 
 
+def forget_stale_submodules(package: str = "pytest_arena") -> None:
+    """Drop the attributes our packages keep for submodules that pytester has since removed from sys.modules.
+
+    The plugin package is imported by the outer run (its entry point), so it outlives each in-process run,
+    while the submodules an inner run imported are removed when that run ends. The package keeps them as
+    attributes, and `from . import x` takes the attribute without importing again: a later inner run would
+    mix a stale module (holding an old `ArenaConfigError` class) with fresh ones, and an `except` stops
+    matching. Forgetting them makes each inner run import one consistent set."""
+    for name, module in list(sys.modules.items()):
+        if name != package and not name.startswith(package + "."):
+            continue
+        for attr, value in list(vars(module).items()):
+            submodule = f"{name}.{attr}"  # only the binding the import system made on the package
+            if isinstance(value, types.ModuleType) and value.__name__ == submodule:
+                if sys.modules.get(submodule) is not value:
+                    delattr(module, attr)
+
+
 @pytest.fixture
 def pytester(pytester, monkeypatch):
     """pytest's pytester, whose inner runs keep pytest-randomly off too: pytester removes PYTEST_ADDOPTS
     when it starts, so it is set again here (in-process runs and subprocesses both read it)."""
     monkeypatch.setenv("PYTEST_ADDOPTS", RANDOMLY_OFF)
+    forget_stale_submodules()
     return pytester
 
 

@@ -550,3 +550,44 @@ def test_an_arena_judged_by_likelihood_runs_and_reruns_from_its_cache(arena_proj
     again.assert_outcomes(passed=4)
     assert "judge: loading local model" not in again.stdout.str()
     again.stdout.fnmatch_lines(["judge: 0 calls, 3 from cache, 0 failed*"])
+
+
+def test_an_out_of_memory_batch_is_retried_row_by_row_with_its_activations_freed(checkpoints):
+    """Issue 18: the retries run once the failed pass's tensors are gone (weakrefs tell), not from
+    inside the exception handler whose traceback would keep them, and give the verdicts of a run
+    without the failure."""
+    import torch
+
+    judge = make_judge(checkpoints["chat"], "likelihood")
+    failed_outputs: list[weakref.ref] = []
+    alive_at_retry: list[bool] = []
+
+    def out_of_memory_on_batches(module, inputs, output):
+        if output.shape[0] > 2:  # memory for one call's rows (two answers of one turn), not more
+            failed_outputs.append(weakref.ref(output))
+            raise torch.OutOfMemoryError("CUDA out of memory (raised by the test's forward hook)")
+
+    def record_survivors(module, args, kwargs):
+        alive_at_retry.extend(ref() is not None for ref in failed_outputs)
+
+    cases = [(q, a, b) for q in QUESTIONS for a, b in zip(ANSWERS, ANSWERS[1:])]
+
+    def compare(case):
+        return judge.compare((case[0],), (case[1],), (case[2],), "[[A]]").text
+
+    expected = [compare(case) for case in cases]  # one call at a time: batches of one, no failure
+    hooks = [judge.generator.model.lm_head.register_forward_hook(out_of_memory_on_batches),
+             judge.generator.model.register_forward_pre_hook(record_survivors, with_kwargs=True)]
+    try:
+        for _ in range(5):  # until concurrent calls have shared a batch
+            with ThreadPoolExecutor(8) as pool:
+                replies = list(pool.map(compare, cases))
+            if failed_outputs:
+                break
+    finally:
+        for hook in hooks:
+            hook.remove()
+        judge.close()
+    assert failed_outputs, "no batch of more than one call was run"
+    assert alive_at_retry and not any(alive_at_retry)
+    assert replies == expected

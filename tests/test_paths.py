@@ -104,7 +104,8 @@ def test_files_written_beside_the_report_collide_too(tmp_path):
     assert problem is not None and problem.where == "rating_gen.report_file"
     assert "elo.subset.csv is also reviews_gen.reference_file" in problem.problem
     assert [p.name for p in report_files(Path("r/elo.csv"))] == [
-        "elo.csv", "elo.sets.csv", "elo.png", "elo.subset.csv", "elo.subset.sets.csv", "elo.subset.png"]
+        "elo.csv", "elo.sets.csv", "elo.png", "elo.turns.csv", "elo.html",
+        "elo.subset.csv", "elo.subset.sets.csv", "elo.subset.png", "elo.subset.turns.csv", "elo.subset.html"]
 
 
 def test_a_symlink_or_a_hard_link_to_an_input_is_the_same_file(tmp_path):

@@ -43,3 +43,27 @@ def test_demo_configs_load_and_share_their_caches(tmp_path, monkeypatch):
     questions = load_questions(demo.question_file)
     assert 15 <= len(questions) <= 25 and len({q.category for q in questions}) >= 5
     assert any(q.reference for q in questions)
+
+
+def test_mt_bench_config_loads_fastchats_files_and_judges_the_fastchat_way(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(CONFIGS / "mt_bench.yaml")
+    shipped = CONFIGS / "mt_bench"
+    assert config.question_file == shipped / "question.jsonl"
+    assert config.review.prompt_file == shipped / "judge_prompts.jsonl"
+    assert config.review.reference_file == shipped / "reference_answer_gpt-4.jsonl"
+    assert config.review.judge_turns == "each"
+    judge = config.review.judge
+    assert judge.is_openai and judge.model == "gpt-4" and (judge.temperature, judge.max_tokens) == (0.0, 2048)
+    assert (judge.mode, judge.position_bias_mitigation, judge.swap_rule) == ("pairwise", "swap_position", "consistent")
+    assert list(config.models) == ["Qwen2-1.5B", "Qwen2-0.5B"]
+    assert [(g.kind, g.model, g.beats) for g in config.gates] == [("beats", "Qwen2-1.5B", "Qwen2-0.5B")]
+    questions = load_questions(config.question_file)
+    assert len(questions) == 80 and {len(q.turns) for q in questions} == {2}
+    assert len(plan_pairwise(questions, list(config.models))) == 80
+    # FastChat's files, unchanged, with their notice and license (Apache-2.0)
+    assert "Apache License" in (shipped / "LICENSE").read_text() and "lm-sys/FastChat" in (shipped / "NOTICE.md").read_text()
+    fastchat = CONFIGS.parents[1] / "shared" / "compat" / "fastchat"
+    if fastchat.is_dir():
+        for name in ("question.jsonl", "judge_prompts.jsonl", "reference_answer_gpt-4.jsonl"):
+            assert (shipped / name).read_bytes() == (fastchat / name).read_bytes(), name

@@ -86,8 +86,10 @@ def vllm_standin(monkeypatch):
 
     vllm.CREATED.clear()
     vllm.REQUESTS.clear()
+    vllm.SHUTDOWNS.clear()
     yield vllm
-    sys.modules.pop("vllm", None)
+    for name in [name for name in sys.modules if name == "vllm" or name.startswith("vllm.")]:
+        sys.modules.pop(name)
 
 
 def test_vllm_backend_prompts_the_same_tokens_as_transformers(arena_project, vllm_standin):
@@ -129,3 +131,81 @@ def test_vllm_backend_prompts_the_same_tokens_as_transformers(arena_project, vll
     rerun.assert_outcomes(passed=12)
     assert LOADING.findall(rerun.stdout.str()) == []
     assert len(vllm_standin.CREATED) == 2
+
+
+# -------------------------------------------------------------------------------------------------
+# Issue 18: what vLLM 0.33 refuses is refused before any model loads; the stand-in refuses it as vLLM does
+
+
+def vllm_candidates(project, count: int = 2, **entry) -> dict:
+    config = project.config(questions=1, models=("tiny-a",))
+    config["reviews_gen"]["enable"] = False
+    base = config["answers_gen"].pop("tiny-a")
+    for i in range(count):
+        config["answers_gen"][f"engine-{i}"] = {**base, "backend": "vllm", "output_file": f"answers/e{i}.jsonl",
+                                                **entry}
+    return config
+
+
+@pytest.mark.parametrize("entry, key, expected", [
+    ({"vllm_args": {"swap_space": 4}}, "vllm_args.swap_space", "not an argument of this vLLM's EngineArgs"),
+    ({"vllm_args": {"max_seq_len_to_capture": 8192}}, "vllm_args.max_seq_len_to_capture", "EngineArgs"),
+    ({"vllm_args": {"gpu_memory_utilisation": 0.5}}, "vllm_args.gpu_memory_utilisation",
+     "did you mean 'gpu_memory_utilization'"),
+    ({"generation_config": {"do_sample": True, "temperature": 2.5}}, "generation_config.temperature",
+     "expected a number in [0, 2], got 2.5 (vLLM's SamplingParams range)"),
+])
+def test_what_vllm_refuses_is_refused_before_any_model_loads(arena_project, vllm_standin, entry, key, expected):
+    arena_project.write(vllm_candidates(arena_project, **entry))
+    result = arena_project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = [text for text in result.stderr.lines if text.startswith("ERROR:")]
+    assert len(line) == 1 and "cfg_arena.yaml" in line[0] and key in line[0] and expected in line[0], line
+    assert vllm_standin.CREATED == [] and "Traceback" not in result.stderr.str()
+
+
+def test_checkpoint_defaults_out_of_vllms_range_are_refused_before_load(arena_project, vllm_standin):
+    folder = arena_project.root / "hot-checkpoint"
+    shutil.copytree(arena_project.models["tiny-a"], folder)
+    # transformers takes a temperature of 3; vLLM's SamplingParams refuses it once the engine is up.
+    (folder / "generation_config.json").write_text('{"do_sample": true, "temperature": 3.0}', encoding="utf-8")
+    arena_project.write(vllm_candidates(arena_project, model_id_or_path=str(folder),
+                                        generation_config={"max_new_tokens": 4}))
+    result = arena_project.run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([("ERROR: *cfg_arena.yaml: answers_gen.engine-0: generation_config.temperature: "
+                                  "expected a number in ?0, 2?, got 3.0*generation_config.json*")])
+    assert vllm_standin.CREATED == []
+
+
+def test_two_vllm_models_in_one_run_each_shut_down_before_the_next_loads(arena_project, vllm_standin):
+    arena_project.write(vllm_candidates(arena_project, generation_config={"max_new_tokens": 4}))
+    result = arena_project.run()
+    result.assert_outcomes(passed=1)  # reviews off: the one battle passes once its answers exist
+    assert [c["model"] for c in vllm_standin.CREATED] == [str(arena_project.models["tiny-a"])] * 2
+    # The V1 engine core is shut down and the model-parallel groups torn down after each model.
+    assert vllm_standin.SHUTDOWNS == ["engine_core", "destroy_model_parallel", "destroy_distributed_environment"] * 2
+    for i in range(2):
+        assert len(arena_project.read_jsonl(f"answers/e{i}.jsonl")) == 1
+
+
+def test_the_standin_refuses_and_honours_what_vllm_does(tiny_models, vllm_standin):
+    import torch
+
+    with pytest.raises(TypeError):
+        vllm_standin.LLM(str(tiny_models["tiny-a"]), swap_space=4)
+    for bad in ({"min_tokens": 16, "max_tokens": 8}, {"temperature": -0.1}, {"temperature": 2.5}, {"top_p": 0.0},
+                {"top_k": -2}, {"min_p": 1.5}, {"repetition_penalty": 0.0}, {"max_tokens": 0}, {"stop": [""]}):
+        with pytest.raises(ValueError):
+            vllm_standin.SamplingParams(**bad)
+    llm = vllm_standin.LLM(str(tiny_models["tiny-a"]), dtype="auto", max_model_len=8)
+    assert llm.dtype == torch.bfloat16  # a float32 checkpoint under dtype "auto", as vLLM runs it
+    with pytest.raises(ValueError, match="longer than the maximum model length of 8"):
+        llm.generate([{"prompt_token_ids": list(range(3, 12))}], vllm_standin.SamplingParams(max_tokens=2))
+    greedy = vllm_standin.SamplingParams(temperature=0.0, max_tokens=12, min_tokens=12)
+    text = llm.generate([{"prompt_token_ids": [5, 6, 7]}], greedy)[0].outputs[0].text
+    assert len(text) > 2
+    stop = text[len(text) // 2:len(text) // 2 + 2]
+    stopped = llm.generate([{"prompt_token_ids": [5, 6, 7]}], vllm_standin.SamplingParams(
+        temperature=0.0, max_tokens=12, min_tokens=12, stop=[stop]))[0].outputs[0].text
+    assert stopped == text[:text.find(stop)]

@@ -20,22 +20,23 @@ from ..errors import ArenaConfigError
 from .judge import LOCAL_JUDGE_KEYS, read_review
 from .models import (API_KEYS, API_MODEL_KEYS, MODEL_KEYS, PACKAGE_PREFIX, checkpoint_problem, override_models,
                      read_models)
-from .rating_gates import read_gates, read_rating
+from .rating_gates import names_read_from_files, read_gates, read_rating
 from .section import (MAX_BOOTSTRAP_ROUNDS, MAX_CONCURRENCY, MAX_ELO_K, MAX_JUDGE_TOKENS, MAX_RETRIES, MAX_TIMEOUT_S,
                       Section)
-from .specs import (BACKENDS, DEFAULT_TEMPLATES, GATE_ALIASES, GATE_KINDS, LOCAL_JUDGE_REFS, LOCAL_VERDICTS, METRICS,
-                    MODES, OPENAI_JUDGE_REFS, PARSERS, PLAIN_TEMPLATE_TYPES, POSITION_BIAS, PRECISIONS, RESULTS_DIR,
-                    SWAP_RULES, ApiEndpoint, ArenaConfig, GateSpec, JudgeSpec, ModelSpec, RatingSpec, ReviewSpec)
+from .specs import (BACKENDS, DEFAULT_TEMPLATES, GATE_ALIASES, GATE_KINDS, JUDGE_TURNS, LOCAL_JUDGE_REFS,
+                    LOCAL_VERDICTS, METRICS, MODES, OPENAI_JUDGE_REFS, PARSERS, PLAIN_TEMPLATE_TYPES, POSITION_BIAS,
+                    PRECISIONS, RESULTS_DIR, SWAP_RULES, ApiEndpoint, ArenaConfig, GateSpec, JudgeSpec, ModelSpec, RatingSpec, ReviewSpec)
 from .yaml_file import MAX_CONFIG_DEPTH, MAX_CONFIG_VALUES, read_yaml
 
 # What other modules import from here (the rooms above are this package's own business).
 __all__ = [
-    "API_KEYS", "API_MODEL_KEYS", "BACKENDS", "DEFAULT_TEMPLATES", "GATE_ALIASES", "GATE_KINDS", "LOCAL_JUDGE_KEYS",
+    "API_KEYS", "API_MODEL_KEYS", "BACKENDS", "DEFAULT_TEMPLATES", "GATE_ALIASES", "GATE_KINDS", "JUDGE_TURNS",
+    "LOCAL_JUDGE_KEYS",
     "LOCAL_JUDGE_REFS", "LOCAL_VERDICTS", "MAX_BOOTSTRAP_ROUNDS", "MAX_CONCURRENCY", "MAX_CONFIG_DEPTH",
     "MAX_CONFIG_VALUES", "MAX_ELO_K", "MAX_JUDGE_TOKENS", "MAX_RETRIES", "MAX_TIMEOUT_S", "METRICS", "MODEL_KEYS",
     "MODES", "OPENAI_JUDGE_REFS", "PACKAGE_PREFIX", "PARSERS", "PLAIN_TEMPLATE_TYPES", "POSITION_BIAS", "PRECISIONS",
     "RESULTS_DIR", "SWAP_RULES", "ApiEndpoint", "ArenaConfig", "GateSpec", "JudgeSpec", "ModelSpec", "RatingSpec",
-    "ReviewSpec", "checkpoint_problem", "load_config",
+    "ReviewSpec", "checkpoint_problem", "load_config", "names_read_from_files",
 ]
 
 
@@ -83,5 +84,6 @@ def load_config(path: str | os.PathLike, *, results_dir: str | os.PathLike | Non
     models = read_models(root.section("answers_gen"), resolve, results, judge_only)
     review = read_review(root.section("reviews_gen"), resolve, existing_file, results, models)
     rating = read_rating(root.section("rating_gen"), resolve, results, models, review)
-    gates = read_gates(file, root.data.get("gates"), models, rating.baseline_model)
+    gates = read_gates(file, root.data.get("gates"), models, rating.baseline_model,
+                       names_open=names_read_from_files(review, models))
     return ArenaConfig(file, question_file, models, review, rating, gates)

@@ -10,15 +10,16 @@ from ..errors import kind_of
 from ..paths import path_length_problem
 from .models import checkpoint_path, read_precision
 from .section import (DEVICE, MAX_CONCURRENCY, MAX_JUDGE_TOKENS, MAX_RETRIES, MAX_TIMEOUT_S, NUMBER, SEED, Section,
-                      check_model_context, read_base_url, str_or_none)
-from .specs import (DEFAULT_TEMPLATES, LOCAL_JUDGE_REFS, LOCAL_VERDICTS, MODES, OPENAI_JUDGE_REFS, PARSERS,
-                    POSITION_BIAS, SWAP_RULES, JudgeSpec, ModelSpec, ReviewSpec)
+                      check_model_context, read_base_urls, str_or_none)
+from .specs import (ARENA_HARD_STRONG_WEIGHT, DEFAULT_JUDGE_MAX_TOKENS, DEFAULT_TEMPLATES, JUDGE_TURNS,
+                    LOCAL_JUDGE_REFS, LOCAL_VERDICTS, MODES, OPENAI_JUDGE_REFS, PARSERS, POSITION_BIAS, SWAP_RULES,
+                    JudgeSpec, ModelSpec, ReviewSpec)
 
 
 def read_review(section: Section, resolve, existing_file, results: Path, models) -> ReviewSpec:  # noqa: C901
     section.check_keys(
         ("enable", "reviewer", "prompt_file", "target_answers", "baseline_file", "reference_file",
-         "review_file", "cache_file")
+         "review_file", "cache_file", "judge_turns", "max_calls", "max_cost")
     )
     reviewer = section.section("reviewer")
     reviewer.check_keys(("ref", "args"))
@@ -30,26 +31,32 @@ def read_review(section: Section, resolve, existing_file, results: Path, models)
     common = ("model", "mode", "position_bias_mitigation", "fn_completion_parser", "max_tokens", "temperature",
               "random_seed", "max_concurrency", "swap_rule", "strong_verdict_weight", "reask_unparseable")
     if ref in LOCAL_JUDGE_REFS:
-        args.check_keys(common + LOCAL_JUDGE_KEYS)
+        args.check_keys(common + LOCAL_JUDGE_KEYS + ("prompt_cost_per_1m", "completion_cost_per_1m"))
     else:
         args.check_keys(common + ("base_url", "api_key_env", "max_retries", "timeout", "prompt_cost_per_1m",
                                   "completion_cost_per_1m"))
     positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
     cost = dict(expected="a number >= 0 (cost per million tokens)", check=lambda v: v >= 0)
-    max_tokens = args.get("max_tokens", int, 1024, **positive_int, at_most=MAX_JUDGE_TOKENS)
+    # FastChat asks its API judges for up to 2048 tokens (arena-hard 4096): long explanations end in the
+    # verdict. A local judge keeps 1024, generated on the machine that runs the arena.
+    default_max_tokens = DEFAULT_JUDGE_MAX_TOKENS if ref in OPENAI_JUDGE_REFS else 1024
+    max_tokens = args.get("max_tokens", int, default_max_tokens, **positive_int, at_most=MAX_JUDGE_TOKENS)
+    parser = args.choice("fn_completion_parser", PARSERS, "lmsys_parser")
     # OpenAI's range; a local judge sampled hotter than 2 writes noise.
     temperature = float(args.get("temperature", NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0,
                                  at_most=2))
+    base_urls = read_base_urls(args, "a URL such as https://api.openai.com/v1")
     judge = JudgeSpec(
         ref=ref,
         model=args.get("model", str, "gpt-4" if ref in OPENAI_JUDGE_REFS else "local-judge", expected="a judge model name"),
         mode=args.choice("mode", MODES, "pairwise"),
         position_bias_mitigation=args.choice("position_bias_mitigation", POSITION_BIAS, None),
-        fn_completion_parser=args.choice("fn_completion_parser", PARSERS, "lmsys_parser"),
+        fn_completion_parser=parser,
         max_tokens=max_tokens,
         temperature=temperature,
         random_seed=args.get("random_seed", int, 123, **SEED),
-        base_url=read_base_url(args, "a URL such as https://api.openai.com/v1"),
+        base_url=base_urls[0] if base_urls else None,
+        base_urls=base_urls,
         api_key_env=args.get("api_key_env", str, "OPENAI_API_KEY", expected="an environment variable name"),
         max_concurrency=args.get("max_concurrency", int, 8, **positive_int, at_most=MAX_CONCURRENCY),
         max_retries=args.get("max_retries", int, 5, expected="an integer >= 0", check=lambda v: v >= 0,
@@ -57,8 +64,10 @@ def read_review(section: Section, resolve, existing_file, results: Path, models)
         timeout=float(args.get("timeout", NUMBER, 120.0, expected="seconds > 0", check=lambda v: v > 0,
                                at_most=MAX_TIMEOUT_S)),
         swap_rule=args.choice("swap_rule", SWAP_RULES, "consistent"),
-        strong_verdict_weight=float(args.get("strong_verdict_weight", NUMBER, 1.0, expected="a number >= 1",
-                                             check=lambda v: v >= 1)),
+        # arena-hard counts its strong verdicts ([[A>>B]]) as three games; its parser brings its weight.
+        strong_verdict_weight=float(args.get("strong_verdict_weight", NUMBER,
+                                             ARENA_HARD_STRONG_WEIGHT if parser == "arena_hard_parser" else 1.0,
+                                             expected="a number >= 1", check=lambda v: v >= 1)),
         reask_unparseable=args.get("reask_unparseable", bool, False, expected="true or false"),
         prompt_cost_per_1m=args.get("prompt_cost_per_1m", NUMBER, **cost),
         completion_cost_per_1m=args.get("completion_cost_per_1m", NUMBER, **cost),
@@ -85,7 +94,20 @@ def read_review(section: Section, resolve, existing_file, results: Path, models)
         target_answers=_target_answers(section, targets, resolve, models),
         baseline_file=existing_file(section, "baseline_file", required=False),
         reference_file=existing_file(section, "reference_file", required=False),
+        judge_turns=section.choice("judge_turns", JUDGE_TURNS, "whole"),
+        **_read_budget(section, judge),
     )
+
+
+def _read_budget(section: Section, judge: JudgeSpec) -> dict:
+    """``max_calls`` and ``max_cost`` (budget.py holds them); a cost bound needs the judge's prices."""
+    max_calls = section.get("max_calls", int, expected="a whole number of judge calls >= 0", check=lambda v: v >= 0)
+    max_cost = section.get("max_cost", NUMBER, expected="a number >= 0 (in the currency of the judge's prices)",
+                           check=lambda v: v >= 0)
+    if max_cost is not None and (judge.prompt_cost_per_1m is None or judge.completion_cost_per_1m is None):
+        section.fail("max_cost", "needs the judge's prices to estimate a cost: set reviews_gen.reviewer.args."
+                                 "prompt_cost_per_1m and completion_cost_per_1m (per million tokens)")
+    return {"max_calls": max_calls, "max_cost": None if max_cost is None else float(max_cost)}
 
 
 LOCAL_JUDGE_KEYS = ("model_id_or_path", "revision", "precision", "device", "gguf_file", "trust_remote_code",

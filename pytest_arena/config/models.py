@@ -11,7 +11,7 @@ from ..errors import UnsupportedSetting, excerpt
 from ..generation.fingerprint import LOADABLE_WEIGHT_SUFFIXES, TOKENIZER_FILES
 from ..generation.settings import OWN_ARGS, OWN_FIELDS, chat_sampling, sampling_kwargs
 from .section import (DEVICE, MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT_S, NUMBER, Section, check_finite,
-                      check_generation_config, check_model_context, read_base_url, str_or_none)
+                      check_generation_config, check_model_context, read_base_urls, str_or_none)
 from .specs import BACKENDS, PLAIN_TEMPLATE_TYPES, PRECISIONS, ApiEndpoint, ModelSpec
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # `gpt2` or `org/name`
@@ -89,7 +89,6 @@ MODEL_KEYS = ("model_id_or_path", "revision", "precision", "enable", "template_t
 # An API candidate's server holds the weights, the chat template and the device: only these apply.
 API_MODEL_KEYS = ("api", "enable", "generation_config", "output_file")
 API_KEYS = ("base_url", "model", "api_key_env", "max_concurrency", "timeout", "max_retries", "extra_body")
-_URL = re.compile(r"^https?://[^/\s]+")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -108,11 +107,9 @@ def _read_api_model(spec: Section, name: str, output_file: Path) -> ModelSpec:
                                 f"and its device); expected only {', '.join(API_MODEL_KEYS)}")
     api = spec.section("api")
     api.check_keys(API_KEYS)
-    base_url = read_base_url(api, "the server's URL such as http://localhost:8000/v1")
-    if base_url is None:
+    base_urls = read_base_urls(api, "the server's URL such as http://localhost:8000/v1")
+    if not base_urls:
         api.fail("base_url", "missing; expected the server's URL such as http://localhost:8000/v1")
-    if not _URL.match(base_url):
-        api.fail("base_url", f"expected a URL starting with http:// or https://, got {base_url!r}")
     model = api.get("model", str, expected="the name the server serves the model under")
     if not model:
         api.fail("model", "missing; expected the name the server serves the model under (e.g. Qwen/Qwen2-7B-Instruct)")
@@ -131,7 +128,8 @@ def _read_api_model(spec: Section, name: str, output_file: Path) -> ModelSpec:
         gen.fail(exc.key, exc.problem)
     positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
     endpoint = ApiEndpoint(
-        base_url=base_url,
+        base_url=base_urls[0],
+        base_urls=base_urls,
         model=model,
         api_key_env=api.get("api_key_env", str, expected="an environment variable name", check=_ENV_NAME.match),
         max_concurrency=api.get("max_concurrency", int, 8, **positive_int, at_most=MAX_CONCURRENCY),

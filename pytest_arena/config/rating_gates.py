@@ -23,7 +23,8 @@ def read_rating(section: Section, resolve, results: Path, models, review: Review
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             section.fail(f"metrics[{i}]", f"expected one of {', '.join(METRICS)}, got {excerpt(metric)}{hint}")
     baseline = section.get("baseline_model", str, expected="a model name")
-    if baseline is not None and baseline not in models and review.baseline_file is None:
+    if (baseline is not None and baseline not in models and review.baseline_file is None
+            and not names_read_from_files(review, models)):
         section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {excerpt(baseline)}")
     report = section.get("report_file", str, expected="a file path")
     return RatingSpec(
@@ -40,7 +41,16 @@ def read_rating(section: Section, resolve, results: Path, models, review: Review
     )
 
 
-def read_gates(file: Path, data, models, baseline: str | None) -> tuple[GateSpec, ...]:
+def names_read_from_files(review: ReviewSpec, models) -> bool:
+    """Whether ``reviews_gen.target_answers`` holds answer files of models outside answers_gen: their names
+    are read from the files' records when the run is planned, so a baseline or gate naming a model outside
+    answers_gen is checked then, against the models that take part (``validation.check_plan``)."""
+    own = {spec.output_file for spec in models.values()}
+    return any(path not in own for path in review.target_answers or ())
+
+
+def read_gates(file: Path, data, models, baseline: str | None, names_open: bool = False) -> tuple[GateSpec, ...]:
+    """``names_open``: models may also come from target_answers files (``names_read_from_files``)."""
     if data is None:
         return ()
     if not isinstance(data, list):
@@ -55,13 +65,13 @@ def read_gates(file: Path, data, models, baseline: str | None) -> tuple[GateSpec
         model = gate.get("model", str, expected="a model name")
         if model is None:
             gate.fail("model", "missing; expected the name of a model in answers_gen")
-        if model not in known:
+        if model not in known and not names_open:
             gate.fail("model", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(model)}")
         given = [key for key in written if gate.data.get(key) is not None]
         if len(given) != 1:
             gate.fail("", f"expected exactly one threshold: {', '.join(written)}; got {', '.join(given) or 'none'}")
         beats = gate.get("beats", str, expected="a model name")
-        if beats is not None and beats not in known:
+        if beats is not None and beats not in known and not names_open:
             gate.fail("beats", f"expected one of the models in answers_gen ({', '.join(known)}), got {excerpt(beats)}")
         values = {key: gate.get(key, NUMBER, expected="a number") for key in thresholds if key != "beats"}
         for alias, key in GATE_ALIASES.items():  # only one threshold is given: an alias fills an empty field

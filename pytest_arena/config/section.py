@@ -97,13 +97,31 @@ def shown_key(key) -> str:
     return text if len(text) <= 80 else text[:80] + "..."
 
 
-def read_base_url(section: Section, expected: str) -> str | None:
-    """``base_url``, refused without being quoted when it carries user:password or a query (redact.py)."""
-    url = section.get("base_url", str, expected=expected)
-    problem = url_secret_problem(url) if url else None
-    if problem:
-        section.fail("base_url", problem)
-    return url
+_HTTP_URL = re.compile(r"^https?://[^/\s]+")
+
+
+def read_base_urls(section: Section, expected: str) -> tuple[str, ...]:
+    """``base_url``: one URL, or a list of the URLs of replicas of one model (pytest_arena/replicas.py);
+    empty when absent. Each is refused without being quoted when it carries user:password or a query
+    (redact.py), and must be http:// or https://."""
+    value = section.get("base_url", (str, list), expected=f"{expected}, or a list of such URLs (replicas)")
+    if value is None:
+        return ()
+    urls = [value] if isinstance(value, str) else value
+    if not urls:
+        section.fail("base_url", f"an empty list; expected {expected}, or a list of such URLs (replicas)")
+    for number, url in enumerate(urls, start=1):
+        where = "" if isinstance(value, str) else f" (entry {number})"
+        if not isinstance(url, str):
+            section.fail("base_url", f"expected {expected}{where}, got {kind_of(url)} {excerpt(url)}")
+        problem = url_secret_problem(url)
+        if problem:
+            section.fail("base_url", f"{where.strip()} {problem}".strip())
+        if not _HTTP_URL.match(url):
+            section.fail("base_url", f"expected a URL starting with http:// or https://{where}, got {url!r}")
+    if len(set(urls)) < len(urls):
+        section.fail("base_url", "lists one URL twice; expected each replica's URL once")
+    return tuple(urls)
 
 
 DEVICE = re.compile(r"^(cpu|auto|mps|(cuda|xpu|npu)(:\d+)?)$")

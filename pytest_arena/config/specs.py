@@ -20,7 +20,14 @@ SWAP_RULES = ("consistent", "independent")
 LOCAL_VERDICTS = ("text", "probability", "text_or_probability", "likelihood")
 POSITION_BIAS = (None, "swap_position", "randomize_order")
 PARSERS = ("lmsys_parser", "ranking_parser", "arena_hard_parser")
+# arena-hard weighs a strong verdict ([[A>>B]]) as three games: the default with its parser.
+ARENA_HARD_STRONG_WEIGHT = 3.0
+# An API judge's max_tokens unless the config says (FastChat's 2048; arena-hard asks 4096).
+DEFAULT_JUDGE_MAX_TOKENS = 2048
 METRICS = ("elo", "bt", "pairwise", "score")
+# reviews_gen.judge_turns: a multi-turn battle judged once on the whole conversation, or once per turn
+# as FastChat's MT-bench does (turn 2 with its multi-turn template).
+JUDGE_TURNS = ("whole", "each")
 # Written forms of `precision` -> the torch dtype name. Parsed from this table, never evaluated.
 PRECISIONS = {
     "torch.float16": "float16", "float16": "float16", "fp16": "float16", "half": "float16",
@@ -48,6 +55,13 @@ class ApiEndpoint:
     timeout: float = 120.0
     max_retries: int = 5
     extra_body: dict = field(default_factory=dict)  # sent as is with every request
+    # ``base_url`` given as a list: replicas of one model (pytest_arena/replicas.py); base_url is the
+    # first, which alone names the server in the answers' cache key (adding replicas keeps the cache).
+    base_urls: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self.base_urls or (self.base_url,)
 
 
 @dataclass(frozen=True)
@@ -81,10 +95,11 @@ class JudgeSpec:
     mode: str = "pairwise"
     position_bias_mitigation: str | None = None
     fn_completion_parser: str = "lmsys_parser"
-    max_tokens: int = 1024
+    max_tokens: int = DEFAULT_JUDGE_MAX_TOKENS
     temperature: float = 0.0
     random_seed: int = 123
-    base_url: str | None = None
+    base_url: str | None = None  # None: the client reads OPENAI_BASE_URL, else api.openai.com
+    base_urls: tuple[str, ...] = ()  # base_url given as a list: replicas of one judge model (replicas.py)
     api_key_env: str = "OPENAI_API_KEY"
     max_concurrency: int = 8
     max_retries: int = 5
@@ -92,7 +107,7 @@ class JudgeSpec:
     # swap_position: how the two orders' verdicts count. consistent (FastChat): a disagreement is a
     # tie; independent (arena-hard): two games.
     swap_rule: str = "consistent"
-    # arena-hard's strong verdicts ([[A>>B]]) count as this many games.
+    # arena-hard's strong verdicts ([[A>>B]]) count as this many games (read: 3 with arena_hard_parser).
     strong_verdict_weight: float = 1.0
     # Ask once more when a reply cannot be parsed (a sampled judge may answer properly next time).
     reask_unparseable: bool = False
@@ -112,6 +127,11 @@ class JudgeSpec:
     def is_local(self) -> bool:
         return self.ref in LOCAL_JUDGE_REFS
 
+    @property
+    def urls(self) -> tuple[str | None, ...]:
+        """The URL of each replica of the judge; (None,) lets the client read OPENAI_BASE_URL."""
+        return self.base_urls or (self.base_url,)
+
 
 @dataclass(frozen=True)
 class ReviewSpec:
@@ -122,6 +142,9 @@ class ReviewSpec:
     target_answers: tuple[Path, ...] | None = None
     baseline_file: Path | None = None
     reference_file: Path | None = None
+    judge_turns: str = "whole"  # JUDGE_TURNS
+    max_calls: int | None = None  # the judge budget (budget.py)
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True)

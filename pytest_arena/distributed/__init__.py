@@ -18,8 +18,9 @@ What runs where:
   side of a gate does nothing; the controller evaluates the gate over all the verdicts and rewrites the gate's
   reports before the terminal, JUnit XML and the exit status see them. Only the controller rates,
   evaluates gates and writes the report.
-- ``--arena-worker-gpus 0,1`` gives each worker its own ``CUDA_VISIBLE_DEVICES``, set in the worker
-  before anything of the arena imports torch.
+- ``--arena-worker-gpus 0,1`` gives each worker its own ``CUDA_VISIBLE_DEVICES``, put in the worker's
+  environment before its process starts pytest (so conftests see it too); a worker that replaces a
+  crashed one gets its predecessor's devices.
 
 This module is plain Python (``ArenaSession`` holds an ``Alone``); only ``hooks`` imports pytest.
 """

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 
 import pytest
 
@@ -14,6 +13,7 @@ from ..stash import match_of
 from . import Controller, Worker, arena_item
 
 DEVICE = re.compile(r"[A-Za-z0-9_-]+$")  # a CUDA index or a GPU/MIG UUID
+CUDA_DEVICES = "CUDA_VISIBLE_DEVICES"
 
 
 def gpu_groups(value: str) -> list[str]:
@@ -28,12 +28,14 @@ def gpu_groups(value: str) -> list[str]:
 
 
 def pin_devices(devices: str, log) -> None:
-    """Show this worker only its devices; CUDA reads the variable once, when it initialises."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        raise pytest.UsageError("--arena-worker-gpus: CUDA was initialised in this worker before pytest-arena could "
-                                "pin it (a conftest or plugin used torch.cuda at import time)")
-    os.environ["CUDA_VISIBLE_DEVICES"] = devices
+    """Check this worker sees only its devices. The controller put them in the worker's environment
+    before the process started (``ControllerHooks.pytest_xdist_setupnodes``), so conftests and plugins
+    imported before this point saw them too; setting them here would come too late for any of them
+    that touched CUDA (``torch.cuda.is_available()`` initialises the driver unseen)."""
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if seen != devices:
+        raise pytest.UsageError(f"--arena-worker-gpus: this worker was given CUDA devices {devices} but its "
+                                f"environment says CUDA_VISIBLE_DEVICES={seen!r} (something changed it)")
     log(f"this worker sees CUDA devices {devices} (CUDA_VISIBLE_DEVICES)")
 
 
@@ -84,7 +86,7 @@ class ControllerHooks:
             raise pytest.UsageError(f"--arena-worker-gpus: {workers} workers but devices for only {len(gpus)} "
                                     f"({' '.join(gpus)})")
         self._arena = session
-        self._free_gpus = list(gpus)
+        self._gpus = gpus
         self._match_ids = {m.id for m in session.matches}
         self._gates = {gate_id(g): g for g in session.gates}
         self._gate_results: dict[str, object] = {}
@@ -97,9 +99,21 @@ class ControllerHooks:
         return arena_item(nodeid, self._match_ids, self._gates)
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_setupnodes(self, config: pytest.Config, specs) -> None:
+        """Each worker's devices go into its execnet spec's environment, set in the new process before
+        xdist starts pytest there (before any conftest imports). A worker that replaces a crashed one
+        is started from its predecessor's spec: it gets the same devices."""
+        for spec, devices in zip(specs, self._gpus):
+            if spec.env.get(CUDA_DEVICES, devices) != devices:
+                raise pytest.UsageError(f"--arena-worker-gpus: worker {spec.id} already has "
+                                        f"env:{CUDA_DEVICES}={spec.env[CUDA_DEVICES]} in its --tx spec")
+            spec.env[CUDA_DEVICES] = devices
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
-        if self._free_gpus:
-            node.workerinput["arena_gpus"] = self._free_gpus.pop(0)
+        devices = node.gateway.spec.env.get(CUDA_DEVICES) if self._gpus else None
+        if devices is not None:  # the worker checks its environment holds them and says so
+            node.workerinput["arena_gpus"] = devices
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
@@ -141,9 +155,6 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
-        gpus = node.workerinput.get("arena_gpus")
-        if gpus is not None:  # for the worker that replaces it, if it crashed
-            self._free_gpus.insert(0, gpus)
         output = getattr(node, "workeroutput", {}).get("arena")
         if output is not None:
             self._role.receive_worker_output(output)

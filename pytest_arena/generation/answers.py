@@ -43,6 +43,37 @@ def answer_from_record(model: str, question: Question, record: dict, fmt: str = 
     return Answer(model, question.question_id, tuple("" if t is None else str(t) for t in turns))
 
 
+# Sorting costs the answers file its question order, so it is done only where it saves this much padding.
+WORTH_SORTING = 0.9
+
+
+def longest_first(questions: list[Question]) -> list[Question]:
+    """``questions`` by the length of their first turn, longest first (ties keep their order).
+
+    A batch is left-padded to its longest prompt, and every decoding step attends over the padding: with
+    prompts of like length side by side, less of each batch is padding (bench/README.md, "Generation").
+    Greedy answers do not depend on what shares their batch, so they come out the same (tests/
+    test_scale_perf.py); answers keep their question ids, so nothing downstream sees the order. Characters
+    stand in for tokens: the order only has to group like lengths, and it costs no tokenizer call.
+    """
+    return sorted(questions, key=lambda q: -len(q.turns[0]) if q.turns else 0)
+
+
+def batch_order(questions: list[Question], size: int) -> list[Question]:
+    """The order to generate in: ``longest_first`` where its batches pad at least 10% less than those of
+    question order, else question order (the answers file then reads in question order, as EvalScope's)."""
+    by_length = longest_first(questions)
+    if _padded_length(by_length, size) <= WORTH_SORTING * _padded_length(questions, size):
+        return by_length
+    return list(questions)
+
+
+def _padded_length(questions: list[Question], size: int) -> int:
+    """Prompt characters the batches compute, each padded to its longest first turn."""
+    lengths = [len(q.turns[0]) if q.turns else 0 for q in questions]
+    return sum(len(lengths[i:i + size]) * max(lengths[i:i + size]) for i in range(0, len(lengths), size))
+
+
 class ModelAnswers:
     """One participant's answers; generation happens only for questions the cache lacks."""
 
@@ -51,7 +82,8 @@ class ModelAnswers:
         self.output_file = Path(output_file)
         self.spec = spec if spec is not None and spec.enable else None
         self.seed = seed
-        self._memo = memo
+        # A local checkpoint's digests are kept beside its answers (CI keeps results/, not .pytest_cache).
+        self._memo = memo.beside(self.output_file) if self.spec is not None and self.spec.api is None else memo
         self._fingerprint: str | None = None
         self._answers: dict[int | str, Answer] = {}
         # Why a question has no answer (an API candidate's failed call), for the matches that needed it.
@@ -105,6 +137,20 @@ class ModelAnswers:
                          temperature=sampling.temperature, max_tokens=sampling.max_tokens, request=sampling.body,
                          turns=list(question.turns))
 
+    def may_generate(self, questions: list[Question]) -> bool:
+        """Whether some answer may still have to be generated, found without reading a checkpoint whose
+        digests are not remembered (``load_cached`` when they are; else True): preflight asks this of every
+        model, a -k run included, and must not hash the models the selection will not need."""
+        if not self.generates:
+            return False
+        if not self.served and self._fingerprint is None:
+            fingerprint = checkpoint_fingerprint(self.spec.path, self.spec.revision, self.spec.gguf_file,
+                                                 self._memo, hash_missing=False)
+            if fingerprint is None:
+                return True
+            self._fingerprint = fingerprint
+        return bool(self.load_cached(questions))
+
     def load_cached(self, questions: list[Question]) -> list[Question]:
         """Take what the answers file already holds; return the questions still unanswered."""
         # keep: preflight, the plan and the runner each ask; the file is parsed once while it is unchanged.
@@ -144,8 +190,10 @@ class ModelAnswers:
             raise ArenaDataError(self.output_file, "", f"read as {fmt} answers, but no record has the {match} of "
                                  f"the arena (keys seen: {', '.join(seen_keys(records))})")
 
-    def generate(self, questions: list[Question], generator, log: Callable[[str], None]) -> None:
-        """Answer ``questions`` with a loaded generator, one batch at a time.
+    def generate(self, questions: list[Question], generator, log: Callable[[str], None],
+                 sort_by_length: bool = True) -> None:
+        """Answer ``questions`` with a loaded generator, one batch at a time, longest prompts first
+        where that pads much less (``batch_order``).
 
         Each batch goes through all its turns (a later turn sees the model's own earlier answers,
         MT-bench style) and is appended to the answers file before the next starts, so a crash loses
@@ -154,6 +202,8 @@ class ModelAnswers:
         appender = JsonlAppender(self.output_file)
         size = generator.spec.batch_size
         done = 0
+        if sort_by_length:
+            questions = batch_order(questions, size)
         try:
             for start in range(0, len(questions), size):
                 chunk = questions[start:start + size]

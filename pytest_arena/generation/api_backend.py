@@ -52,13 +52,15 @@ class ServedModel:
     """The client for one API candidate; ``answer`` may be called from many threads at once."""
 
     def __init__(self, spec, counters: ServedCounters | None = None):
-        from ..openai_chat import make_client
+        from ..replicas import ReplicaSet
 
         self.spec = spec
         self.api = spec.api
         self.sampling = chat_sampling(spec.generation_config, self.api.extra_body)
         self.counters = counters if counters is not None else ServedCounters()
-        self.client = make_client(self.api.api_key_env, self.api.base_url, self.api.max_retries, self.api.timeout)
+        # A client per calling thread and per replica (base_url as a list spreads the questions over them).
+        self.replicas = ReplicaSet.of_threads(self.api.urls, self.api.api_key_env, self.api.max_retries,
+                                              self.api.timeout)
 
     @property
     def max_concurrency(self) -> int:
@@ -77,8 +79,10 @@ class ServedModel:
             messages.append({"role": "user", "content": text})
             self.counters.add(requests=1)
             try:
-                reply = chat(self.client, self.api.model, list(messages), self.sampling.temperature,
-                             self.sampling.max_tokens, extra_body=self.sampling.body or None)
+                sent = list(messages)
+                reply = self.replicas.call(lambda client: chat(
+                    client, self.api.model, sent, self.sampling.temperature, self.sampling.max_tokens,
+                    extra_body=self.sampling.body or None))
             except ChatCallError as exc:
                 where = f" (turn {number} of {len(turns)})" if len(turns) > 1 else ""
                 raise AnswerFailed(f"{exc}{where}") from None
@@ -94,5 +98,5 @@ class ServedModel:
                             time.perf_counter() - started)
 
     def close(self) -> None:
-        self.client.close()
+        self.replicas.close()
 

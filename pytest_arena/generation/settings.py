@@ -367,4 +367,32 @@ def sampling_kwargs(settings: dict, model_defaults: dict | None = None, seed: in
         kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
     if seed is not None:
         kwargs["seed"] = int(seed)
+    check_sampling_params(kwargs)
     return kwargs
+
+
+# vLLM 0.33's SamplingParams._verify_args, as (SamplingParams key, generation_config key, rule): vLLM
+# raises these only when a request is built, after the engine has loaded.
+VLLM_RANGES = (
+    ("temperature", "temperature", _between(0, 2)),
+    ("top_p", "top_p", _between(0, 1, low_open=True)),
+    ("top_k", "top_k", Rule(_INT, "an integer >= 0 (0 means no top-k)", lambda v: v >= -1)),
+    ("min_p", "min_p", _between(0, 1)),
+    ("repetition_penalty", "repetition_penalty", Rule(_NUMBER, "a positive number", lambda v: v > 0)),
+    ("max_tokens", "max_new_tokens", _positive_int()),
+    ("min_tokens", "min_new_tokens", _count("a non-negative integer")),
+)
+
+
+def check_sampling_params(kwargs: dict) -> None:
+    """The ranges vLLM's ``SamplingParams`` enforces, checked on its keyword arguments (the values the
+    checkpoint's generation_config.json filled in included); ``UnsupportedSetting`` names the
+    generation_config key."""
+    for name, key, rule in VLLM_RANGES:
+        if kwargs.get(name) is not None:
+            problem = problem_with(kwargs[name], rule)
+            if problem:
+                raise UnsupportedSetting(key, f"{problem} (vLLM's SamplingParams range)")
+    if kwargs.get("min_tokens", 0) > kwargs["max_tokens"]:
+        raise UnsupportedSetting("min_new_tokens", f"expected at most max_new_tokens ({kwargs['max_tokens']}), "
+                                                   f"got {kwargs['min_tokens']}")

@@ -59,6 +59,22 @@ def cut_at_stop(text: str, stop_strings) -> str:
     return text[:min(found)] if found else text
 
 
+def accelerate_installed() -> bool:
+    """Whether ``accelerate`` can be imported (found without importing it); transformers needs it for
+    any ``device_map``."""
+    import importlib.util
+
+    return importlib.util.find_spec("accelerate") is not None
+
+
+def check_device(spec: ModelSpec) -> None:
+    """``device: auto`` spreads the model over the GPUs through accelerate: missing, it is a
+    configuration error before anything loads (ValueError naming the key), not a failure at load."""
+    if spec.device == "auto" and not accelerate_installed():
+        raise ValueError('device: auto needs the accelerate package: pip install "pytest-arena[gpu]" '
+                         "(or name one device, such as cuda or cuda:1)")
+
+
 def pick_device(requested: str | None) -> str:
     import torch
 
@@ -105,10 +121,11 @@ class TransformersGenerator(ChatPrompts):
             # Padding positions are masked out, so any token serves; eos is the usual stand-in.
             self.tokenizer.pad_token = self.tokenizer.eos_token
         dtype = "auto" if spec.precision == "auto" else getattr(torch, spec.precision)
-        if self.device == "auto":
-            self.model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=dtype, device_map="auto", **common)
-            self.device = str(self.model.device)
-        else:
+        if self.device == "auto" or accelerate_installed():
+            # Straight onto the device(s): loading on the host first would need host memory the model's size.
+            self.model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=dtype, device_map=self.device, **common)
+            self.device = str(self.model.device) if self.device == "auto" else self.device
+        else:  # transformers places weights itself only with accelerate
             self.model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=dtype, **common).to(self.device)
         self.model.eval()
         self.generation_config = generation_config_for(spec)

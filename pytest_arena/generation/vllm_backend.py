@@ -20,6 +20,7 @@ import importlib.util
 import time
 
 # The mapping onto vllm.SamplingParams is plain Python, kept with the settings the config reader checks.
+from ..errors import UnsupportedSetting
 from .settings import MODEL_DEFAULT_KEYS, OWN_ARGS, VLLM_SETTINGS, sampling_kwargs  # noqa: F401
 from .transformers_backend import ChatPrompts, GeneratedText
 
@@ -27,8 +28,8 @@ INSTALL_HINT = 'pip install "pytest-arena[vllm]"'
 # vllm.LLM arguments that change speed and memory, not the answers: left out of the answer cache key.
 RESOURCE_ARGS = frozenset({
     "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
-    "swap_space", "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
-    "max_seq_len_to_capture", "disable_custom_all_reduce", "disable_log_stats", "distributed_executor_backend",
+    "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
+    "disable_custom_all_reduce", "disable_log_stats", "distributed_executor_backend",
     "enable_prefix_caching", "enable_chunked_prefill", "block_size", "kv_cache_dtype", "compilation_config",
     "download_dir",
 })
@@ -53,6 +54,30 @@ def cache_relevant_args(vllm_args: dict) -> dict:
     return {k: v for k, v in sorted(vllm_args.items()) if k not in RESOURCE_ARGS}
 
 
+def check_before_load(spec) -> None:
+    """What vLLM would refuse only once the engine is being built: engine arguments its ``EngineArgs``
+    does not have (``EngineArgs(**kwargs)`` raises TypeError), and sampling settings out of
+    ``SamplingParams``' ranges once the checkpoint's generation_config.json fills in what the config
+    leaves out. Raises ValueError naming the key; imports vLLM's argument module, not the engine."""
+    import dataclasses
+    import difflib
+
+    from vllm.engine.arg_utils import EngineArgs
+
+    known = {f.name for f in dataclasses.fields(EngineArgs)}
+    for key in spec.vllm_args:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ValueError(f"vllm_args.{key}: not an argument of this vLLM's EngineArgs; {hint}"
+                             "expected a vllm.LLM engine argument")
+    try:
+        sampling_kwargs(spec.generation_config, _model_defaults(spec), 0)
+    except UnsupportedSetting as exc:
+        raise ValueError(f"generation_config.{exc.key}: {exc.problem} (with the checkpoint's "
+                         "generation_config.json filling in what the config leaves out)") from None
+
+
 def _model_defaults(spec) -> dict:
     """The checkpoint's generation_config.json (empty when it has none)."""
     from transformers import GenerationConfig
@@ -72,9 +97,10 @@ class VllmGenerator(ChatPrompts):
 
         self.spec = spec
         started = time.perf_counter()
+        self.model_defaults = _model_defaults(spec)
+        check_before_load(spec)  # preflight did; this also holds for a generator built by hand
         self.llm = vllm.LLM(**llm_kwargs(spec))
         self.tokenizer = self.llm.get_tokenizer()
-        self.model_defaults = _model_defaults(spec)
         self.load_seconds = time.perf_counter() - started
         self.device = f"vllm (tensor_parallel_size {spec.vllm_args.get('tensor_parallel_size', 1)})"
         self.chat_template_missing = spec.use_chat_template and not getattr(self.tokenizer, "chat_template", None)

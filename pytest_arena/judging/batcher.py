@@ -96,17 +96,34 @@ class Batcher:
         try:
             results = self._run(kind, [r.payload for r in batch])
         except Exception as exc:  # noqa: BLE001 - reported to the calls of this batch
-            if len(batch) == 1:
-                batch[0].error = as_call_error(exc)
-                batch[0].done = True
-                return
-            # One bad prompt (too long, say) must not fail the others: run them one by one.
-            for request in batch:
-                self._execute(kind, [request])
+            error = as_call_error(exc)  # its text only: the traceback stays behind
+        else:
+            for request, result in zip(batch, results):
+                request.result = result
+                request.done = True
             return
-        for request, result in zip(batch, results):
-            request.result = result
-            request.done = True
+        # Out of the handler, the exception and its traceback are gone, and with them the frames that
+        # held the failed pass's activations: an out-of-memory batch frees them before the retries.
+        release_memory()
+        if len(batch) == 1:
+            batch[0].error = error
+            batch[0].done = True
+            return
+        # One bad prompt (too long, say) or a batch too large for the memory left must not fail the
+        # others: run them one by one.
+        for request in batch:
+            self._execute(kind, [request])
+
+
+def release_memory() -> None:
+    """Hand the memory a failed pass freed back to the device, so the next pass can use it."""
+    import gc
+    import sys
+
+    gc.collect()  # tensors caught in reference cycles too
+    torch = sys.modules.get("torch")  # a model ran, so torch is loaded; nothing to do otherwise
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def as_call_error(exc: BaseException) -> JudgeCallError:

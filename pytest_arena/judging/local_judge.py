@@ -16,7 +16,7 @@ verdict in one of four ways, chosen by ``reviews_gen.reviewer.args.verdict``:
   record keeps both and the parser reads the final verdict.
 * ``likelihood`` (pairwise modes only): no prompt about the answers at all. The judge model reads each
   answer as its own reply to the question (the conversation in its chat template) and the answer
-  with the higher mean log-probability per token wins; equal to the three decimals shown is a tie. The
+  with the higher mean log-probability per token wins; means equal as float32 are a tie. The
   reply is a line the parser reads, e.g. ``Mean log-probability per answer token: A -1.234 (32 tokens),
   B -3.456 (32 tokens) -> [[A]]``. It is a fluency check, not a reading of the content: it catches
   a candidate that writes gibberish, drifts off language or degenerates, which a judge too small to
@@ -222,7 +222,7 @@ class LocalJudge:
                 with self._tokenizer_lock:  # generation pads and decodes with the shared tokenizer
                     return self.generator.generate_prompts(payloads, seed=self.spec.random_seed)
             if kind == "likelihood":
-                return log_likelihoods(self.generator.model, self._pad_token, payloads)
+                return log_likelihoods(self.generator.model, self._pad_token, payloads, self._keeps_logits)
             return self.read_labels(payloads)
 
     def read_labels(self, queries: list[LabelQuery]) -> list[list[dict[int, float]]]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 
 from ..config import JudgeSpec
-from ..openai_chat import ChatCallError, ChatReply, ThreadClients, chat
+from ..openai_chat import ChatCallError, ChatReply, chat
 from ..redact import url_secret_problem
+from ..replicas import ReplicaSet
 
 # One class each, under the judge's names too: local judges raise JudgeCallError and the runner catches
 # it, so an error from chat() must be the same class, not a sibling.
@@ -28,6 +29,8 @@ def missing_credentials(spec: JudgeSpec) -> str | None:
     # Without base_url the openai client reads OPENAI_BASE_URL: the config's rule holds for it too.
     env_url = os.environ.get("OPENAI_BASE_URL") if spec.base_url is None else None
     problem = url_secret_problem(env_url) if env_url else None
+    if env_url and not problem and not env_url.strip().lower().startswith(("http://", "https://")):
+        problem = "is not a URL starting with http:// or https://"
     if problem:
         return f"the environment variable OPENAI_BASE_URL (the judge's URL, as no base_url is set) {problem}"
     return None
@@ -36,15 +39,17 @@ def missing_credentials(spec: JudgeSpec) -> str | None:
 class OpenAIJudge:
     def __init__(self, spec: JudgeSpec):
         self.spec = spec
-        # MatchJudge calls from a pool of max_concurrency threads: a client each (see ThreadClients).
-        self.clients = ThreadClients(spec.api_key_env, spec.base_url, spec.max_retries, spec.timeout)
+        # MatchJudge calls from a pool of max_concurrency threads: a client each (see ThreadClients), per
+        # replica when base_url lists several (see ReplicaSet).
+        self.replicas = ReplicaSet.of_threads(spec.urls, spec.api_key_env, spec.max_retries, spec.timeout)
 
     def complete(self, system_prompt: str, prompt: str, output_format: str = "") -> JudgeReply:
         """One chat completion; ``output_format`` is for judges that read label probabilities."""
         messages = [{"role": "user", "content": prompt}]
         if system_prompt:
             messages.insert(0, {"role": "system", "content": system_prompt})
-        return chat(self.clients.get(), self.spec.model, messages, self.spec.temperature, self.spec.max_tokens)
+        return self.replicas.call(
+            lambda client: chat(client, self.spec.model, messages, self.spec.temperature, self.spec.max_tokens))
 
     def close(self) -> None:
-        self.clients.close()
+        self.replicas.close()

@@ -13,7 +13,6 @@ import dataclasses
 import errno
 import random
 import threading
-import time
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,9 @@ from ..tally import Tally
 from .claims import PaidOnce, Ticket, when_all_done
 from .openai_judge import JudgeCallError
 from .parsers import ParsedVerdict, VerdictParseError, parse_verdict
-from .templates import PromptTemplate, choose_template, template_values
+from .review_records import review_record
+from .templates import ChoiceLog, PromptTemplate, choose_template, template_values
+from .turns import answer_up_to, judged_turns, up_to_turn
 
 EXCERPT = 300
 # A verdict about the answers as shown ("A" first) -> the battle's own sides.
@@ -82,6 +83,24 @@ class Judgment:
     games: tuple[tuple[str, float], ...] = ()  # (winner, weight) rows the ratings count
     score: float | None = None  # single mode
     error: str | None = None
+    turn: int | None = None  # judge_turns each: the turn this judgment is about (None: the whole conversation)
+    turns: tuple["Judgment", ...] = ()  # judge_turns each: the match's judgment per turn, combined in this one
+
+    @classmethod
+    def of_turns(cls, match: Battle | Scoring, parts: list["Judgment"]) -> "Judgment":
+        """A match judged per turn: every turn's games count (FastChat counts both turns of MT-bench),
+        a score is the mean over the turns, and the match fails when any turn's judgment failed."""
+        results = tuple(r for part in parts for r in part.results)
+        errors = [f"turn {part.turn}: {part.error}" for part in parts if part.error]
+        if errors:
+            return cls(match, results, error="; ".join(errors), turns=tuple(parts))
+        if isinstance(match, Scoring):
+            return cls(match, results, score=sum(p.score for p in parts) / len(parts), turns=tuple(parts))
+        games = tuple(game for part in parts for game in part.games)
+        # The item's verdict: the side that won more of the turns' games.
+        lead = sum(w if winner == "model_a" else -w if winner == "model_b" else 0.0 for winner, w in games)
+        winner = "model_a" if lead > 0 else "model_b" if lead < 0 else "tie"
+        return cls(match, results, winner=winner, games=games, turns=tuple(parts))
 
     @property
     def ok(self) -> bool:
@@ -93,7 +112,8 @@ class Judgment:
 
     @property
     def template(self) -> str:
-        return self.results[0].call.template.name if self.results else ""
+        """The template's name; judged per turn, each turn's (``pair-v2, pair-v2-multi-turn``)."""
+        return ", ".join(dict.fromkeys(r.call.template.name for r in self.results))
 
     @property
     def consistent(self) -> bool | None:
@@ -110,13 +130,15 @@ class Judgment:
     def summary(self) -> dict:
         """What the ratings need, as plain data: how an xdist worker sends the judgment to the controller."""
         return {"id": self.match.id, "winner": self.winner, "games": [list(game) for game in self.games],
-                "score": self.score, "error": self.error}
+                "score": self.score, "error": self.error, "turn": self.turn,
+                "turns": [part.summary() for part in self.turns]}
 
     @classmethod
     def from_summary(cls, match: Battle | Scoring, summary: dict) -> "Judgment":
         """The judgment a ``summary`` describes; the judge's replies stay in the review file."""
         return cls(match, (), winner=summary["winner"], games=tuple((w, float(x)) for w, x in summary["games"]),
-                   score=summary["score"], error=summary["error"])
+                   score=summary["score"], error=summary["error"], turn=summary.get("turn"),
+                   turns=tuple(cls.from_summary(match, part) for part in summary.get("turns", ())))
 
 
 @dataclass
@@ -142,9 +164,10 @@ class MatchJudge:
     """Turns battles and scorings into judge calls, runs them, and combines the verdicts."""
 
     def __init__(self, judge, spec: JudgeSpec, templates: list[PromptTemplate], review_file: Path,
-                 judge_identity: str, log: Callable[[str], None] = lambda message: None):
+                 judge_identity: str, log: Callable[[str], None] = lambda message: None, judge_turns: str = "whole"):
         self.judge = judge
         self.spec = spec
+        self.judge_turns = judge_turns  # reviews_gen.judge_turns: the whole conversation, or each turn (turns.py)
         self.templates = templates
         self.judge_identity = judge_identity
         self.log = log
@@ -161,19 +184,23 @@ class MatchJudge:
                                    start=self._start, share=_shared)
         self._unwritable: str | None = None  # why the review file cannot be written: judging has stopped
         self._cancelled = False  # closed without waiting: calls cut off in flight are no verdicts
+        self.call_limit = None  # budget.CallLimit: no call past reviews_gen.max_calls
+        self._tell_choice = ChoiceLog(log)  # which template judges each category, said once
 
     # -- what would be asked ------------------------------------------------------------------------
 
-    def calls(self, match: Battle | Scoring, answers: dict[str, Answer]) -> list[Call]:
-        question = match.question
+    def calls(self, match: Battle | Scoring, answers: dict[str, Answer], turn: int | None = None) -> list[Call]:
+        """The calls that judge the match at ``turn`` (None: the whole conversation at once)."""
+        question = up_to_turn(match.question, turn)
         if isinstance(match, Scoring):
             template = choose_template(self.templates, "single", question)
-            return [self._call(template, question, {"answer": answers[match.model].turns}, swapped=False)]
+            answer = answer_up_to(answers[match.model].turns, turn)
+            return [self._call(template, question, {"answer": answer}, swapped=False)]
         template = choose_template(self.templates, "pairwise", question)
         orders = {None: [False], "swap_position": [False, True]}.get(self.spec.position_bias_mitigation)
         if orders is None:  # randomize_order: one call, its order drawn per battle, not per run
             orders = [random.Random(f"{self.spec.random_seed}:{match.id}").random() < 0.5]
-        a, b = answers[match.model_a].turns, answers[match.model_b].turns
+        a, b = answer_up_to(answers[match.model_a].turns, turn), answer_up_to(answers[match.model_b].turns, turn)
         return [
             self._call(template, question, {"answer_a": b, "answer_b": a} if swapped else {"answer_a": a, "answer_b": b},
                        swapped)
@@ -185,6 +212,7 @@ class MatchJudge:
         if self.spec.verdict == "likelihood":
             exchange = (tuple(question.turns), tuple(slots["answer_a"]), tuple(slots["answer_b"]))
         prompt = template.render(template_values(question, slots))
+        self._tell_choice(template, question.category)
         key = cache_key(
             kind="review",
             judge=self.judge_identity,
@@ -199,15 +227,28 @@ class MatchJudge:
         return Call(template, prompt, key, swapped, exchange, quoted)
 
     def cached_calls(self, match, answers) -> int:
-        return sum(self._from_cache(call) is not None for call in self.calls(match, answers))
+        return sum(self._from_cache(call) is not None for turn in judged_turns(match.question, self.judge_turns)
+                   for call in self.calls(match, answers, turn))
+
+    def uncached_calls(self, match, answers) -> list[Call]:
+        """The match's calls that the review cache cannot answer: each would be paid (budget.py)."""
+        return [call for turn in judged_turns(match.question, self.judge_turns)
+                for call in self.calls(match, answers, turn) if self._from_cache(call) is None]
 
     # -- running ------------------------------------------------------------------------------------
 
     def submit(self, match: Battle | Scoring, answers: dict[str, Answer]) -> Future:
         """A future Judgment; cache hits resolve at once, a call in flight for another judgment is
         shared, the rest are claimed (across runs on the review file) and asked in the pool."""
-        parts, ticket = self._paid_once.plan(self.calls(match, answers))
-        return _gather(parts, lambda done: self._finish(match, done, ticket))
+        turns = judged_turns(match.question, self.judge_turns)
+        if turns == (None,):
+            return self._submit_turn(match, answers, None)
+        return _gather([self._submit_turn(match, answers, turn) for turn in turns],
+                       lambda done: Judgment.of_turns(match, done))
+
+    def _submit_turn(self, match: Battle | Scoring, answers: dict[str, Answer], turn: int | None) -> Future:
+        parts, ticket = self._paid_once.plan(self.calls(match, answers, turn))
+        return _gather(parts, lambda done: self._finish(match, done, ticket, turn))
 
     def _catch_up(self) -> None:
         """Take in the replies that other runs on the same review file stored since we last looked."""
@@ -262,6 +303,8 @@ class MatchJudge:
         return result
 
     def _ask_once(self, call: Call) -> CallResult:
+        if self.call_limit is not None and not self.call_limit.take():
+            return CallResult(call, "", None, cached=False, error=self.call_limit.refusal)
         self.counters.add(calls=1)
         try:
             if call.exchange is not None:
@@ -284,10 +327,10 @@ class MatchJudge:
                               finish_reason=reply.finish_reason, usage=usage)
         return CallResult(call, reply.text, verdict, cached=False, finish_reason=reply.finish_reason, usage=usage)
 
-    def _finish(self, match: Battle | Scoring, results: list[CallResult], ticket: Ticket) -> Judgment:
+    def _finish(self, match: Battle | Scoring, results: list[CallResult], ticket: Ticket, turn: int | None) -> Judgment:
         stored = False
         try:
-            judgment = self._combine(match, tuple(results))
+            judgment = dataclasses.replace(combine(match, tuple(results), self.spec), turn=turn)
             self.counters.add(cached=sum(r.cached for r in results))
             if judgment.consistent is not None:
                 self.counters.add(swapped_pairs=1, consistent_pairs=int(judgment.consistent))
@@ -317,60 +360,11 @@ class MatchJudge:
         if first:  # one line for the run; each battle it stops fails with the same reason
             self.log(f"judge: {self._unwritable}; judging stopped (no more calls are paid for)")
 
-    def _combine(self, match, results: tuple[CallResult, ...]) -> Judgment:
-        errors = [r.error for r in results if r.error]
-        if errors:
-            return Judgment(match, results, error="; ".join(errors))
-        if isinstance(match, Scoring):
-            score = results[0].verdict.score
-            if score is None:
-                return Judgment(match, results, error="the judge gave no score (expected a [[rating]] template)")
-            return Judgment(match, results, score=score)
-        winners = [r.winner for r in results]
-        if None in winners:
-            return Judgment(match, results, error="the judge gave no pairwise verdict (expected an [[A]] template)")
-        weights = [self.spec.strong_verdict_weight if r.verdict.strength == 2 else 1.0 for r in results]
-        if len(results) == 1:
-            return Judgment(match, results, winner=winners[0], games=((winners[0], weights[0]),))
-        combined = winners[0] if winners[0] == winners[1] else "tie"
-        if self.spec.swap_rule == "independent":  # arena-hard: each order is a game of its own
-            games = tuple(zip(winners, weights))
-        else:  # consistent (FastChat): one game, a disagreement is a tie
-            games = ((combined, min(weights) if combined != "tie" else 1.0),)
-        return Judgment(match, results, winner=combined, games=games)
-
     # -- the review file ----------------------------------------------------------------------------
 
     def _record(self, judgment: Judgment) -> None:
-        match = judgment.match
-        record: dict = {}
-        if isinstance(match, Scoring):
-            record.update(model=match.model, score=judgment.score)
-        else:
-            record.update(model_a=match.model_a, model_b=match.model_b, win=judgment.winner or "error")
-        record.update(question_id=match.question.question_id, category=match.question.category,
-                      question=match.question.text)
-        if match.question.question_set is not None:
-            record["question_set"] = match.question.question_set
-        results = judgment.results
-        suffixes = [""] if len(results) == 1 else ["_1", "_2"]
-        for suffix, result in zip(suffixes, results):
-            if suffix:
-                record[f"win{suffix}"] = result.winner or "error"
-            record[f"review_text{suffix}"] = result.text
-        if self.spec.position_bias_mitigation == "randomize_order":
-            record["swapped"] = results[0].call.swapped  # model_b's answer was shown first
-        record.update(tstamp=time.time(), judge=self.spec.model, template=judgment.template)
-        for suffix, result in zip(suffixes, results):
-            record[f"cache_key{suffix}"] = result.call.key
-            record[f"usage{suffix}"] = result.usage
-            record[f"finish_reason{suffix}"] = result.finish_reason
-            # what the parser read (and ignored as copied from an answer); older records lack it
-            record[f"verdict_source{suffix}"] = result.verdict.source if result.verdict else None
-        if judgment.error:
-            record["error"] = judgment.error
-        self._reviews.append(record)
-        for result in results:
+        self._reviews.append(review_record(judgment, self.spec))
+        for result in judgment.results:
             if result.error is None:
                 self._replies[result.call.key] = result.text
 
@@ -379,6 +373,31 @@ class MatchJudge:
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         self._paid_once.close()
         self._reviews.close()
+
+
+def combine(match, results: tuple[CallResult, ...], spec: JudgeSpec) -> Judgment:
+    """The match's judgment from its calls' verdicts: a score, one game, or (under swap_position) the
+    two orders as one game (FastChat's consistent rule) or as two (arena-hard's independent rule)."""
+    errors = [r.error for r in results if r.error]
+    if errors:
+        return Judgment(match, results, error="; ".join(errors))
+    if isinstance(match, Scoring):
+        score = results[0].verdict.score
+        if score is None:
+            return Judgment(match, results, error="the judge gave no score (expected a [[rating]] template)")
+        return Judgment(match, results, score=score)
+    winners = [r.winner for r in results]
+    if None in winners:
+        return Judgment(match, results, error="the judge gave no pairwise verdict (expected an [[A]] template)")
+    weights = [spec.strong_verdict_weight if r.verdict.strength == 2 else 1.0 for r in results]
+    if len(results) == 1:
+        return Judgment(match, results, winner=winners[0], games=((winners[0], weights[0]),))
+    combined = winners[0] if winners[0] == winners[1] else "tie"
+    if spec.swap_rule == "independent":  # arena-hard: each order is a game of its own
+        games = tuple(zip(winners, weights))
+    else:  # consistent (FastChat): one game, a disagreement is a tie
+        games = ((combined, min(weights) if combined != "tie" else 1.0),)
+    return Judgment(match, results, winner=combined, games=games)
 
 
 def _unwritable(path: Path, exc: Exception) -> str:

@@ -9,6 +9,10 @@ judges (``{answer_a}`` and ``{answer_b}``, or ``{answer}``, in their turn forms 
 and may hold no other ``{name}`` placeholder (one that nothing fills would reach the judge as the literal
 ``{name}``). A question is judged only by a template that covers exactly its turns, and only with answers
 that have a non-empty text for each turn (``answer_problem``).
+
+FastChat's own ``judge_prompts.jsonl`` (llm_judge) is recognised by its template names and chosen as
+FastChat chooses (``fastchat_choice``): its tags cannot choose (its reference templates say only "math",
+one of them "general"), while FastChat judges math, reasoning and coding against reference answers.
 """
 
 from __future__ import annotations
@@ -16,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ArenaDataError
 from ..questions import Question
@@ -153,9 +159,11 @@ def choose_template(templates: list[PromptTemplate], kind: str, question: Questi
     Only a template that shows exactly the question's turns is used: a 3-turn question is never
     judged on two of its turns. A reference-guided template is only used when the question has a
     reference answer; otherwise the general template is used (EvalScope rendered the word "None" as
-    the reference instead).
+    the reference instead). FastChat's own file is chosen from as FastChat does (``fastchat_choice``).
     """
     of_kind = [t for t in templates if t.type == kind]
+    if is_fastchat_file(of_kind, kind):
+        return fastchat_choice(of_kind, kind, question)
     fitting = [t for t in of_kind if t.turns == len(question.turns)]
     if of_kind and not fitting:
         raise TurnsNotCovered(kind, question, of_kind)
@@ -169,6 +177,76 @@ def choose_template(templates: list[PromptTemplate], kind: str, question: Questi
         return usable[0]
     turns = "multi-turn" if multi_turn else "single-turn"
     raise LookupError(f"no {kind} {turns} template for category {question.category!r}")
+
+
+# FastChat's llm_judge: the categories it judges against reference answers (common.NEED_REF_CATS),
+# and, per kind, the prompt it uses for them and for every other category (gen_judgment.make_judge_*);
+# the second turn (a multi-turn judgment) takes the same name with "-multi-turn".
+FASTCHAT_REFERENCE_CATEGORIES = ("math", "reasoning", "coding")
+FASTCHAT_NAMES = {"pairwise": {"reference": "pair-math-v1", "plain": "pair-v2"},
+                  "single": {"reference": "single-math-v1", "plain": "single-v1"}}
+MULTI_TURN_SUFFIX = "-multi-turn"
+
+
+class ReferenceMissing(LookupError):
+    """A question FastChat judges against a reference answer has none (FastChat's check_data refuses it too)."""
+
+
+def is_fastchat_file(of_kind: list[PromptTemplate], kind: str) -> bool:
+    """Whether templates of ``kind`` are FastChat's judge_prompts.jsonl as FastChat ships it: its names, and
+    a reference template whose tags do not name every category FastChat gives it. (EvalScope's copy of the
+    file tags its reference templates math, reasoning and coding: its tags choose as FastChat does.)"""
+    names = {t.name: t for t in of_kind}
+    wanted = FASTCHAT_NAMES[kind]
+    if not all(name in names for name in wanted.values()):
+        return False
+    return not set(FASTCHAT_REFERENCE_CATEGORIES) <= set(names[wanted["reference"]].categories)
+
+
+def fastchat_choice(of_kind: list[PromptTemplate], kind: str, question: Question) -> PromptTemplate:
+    """FastChat's template for a question: ``pair-math-v1`` (``single-math-v1``) with the reference answers
+    for math, reasoning and coding, ``pair-v2`` (``single-v1``) for the rest; the ``-multi-turn`` form for a
+    two-turn judgment. A reference question without its reference answers is a ``ReferenceMissing``: FastChat
+    would not judge it, and judging it without them is another benchmark."""
+    turns = len(question.turns)
+    if turns > 2:  # FastChat judges the first turn and the first two, nothing longer
+        raise TurnsNotCovered(kind, question, of_kind)
+    needs_reference = question.category in FASTCHAT_REFERENCE_CATEGORIES
+    name = FASTCHAT_NAMES[kind]["reference" if needs_reference else "plain"] + (MULTI_TURN_SUFFIX if turns == 2 else "")
+    template = next((t for t in of_kind if t.name == name), None)
+    if template is None or template.turns != turns:
+        raise LookupError(f"FastChat's judge prompts lack {name!r} (for {_count(turns, 'turn')} of category "
+                          f"{question.category!r}), or it does not show {_count(turns, 'turn')}")
+    have = len(question.reference or ())
+    if have < template.reference_turns:
+        shown = "no reference answer" if have == 0 else f"a reference answer for {_count(have, 'turn')} only"
+        raise ReferenceMissing(
+            f"category {question.category!r} is judged with {name!r} against reference answers (FastChat: math, "
+            f"reasoning and coding), but the question has {shown} ({name!r} needs {template.reference_turns}); "
+            "give reviews_gen.reference_file with its answers (FastChat's reference_answer/gpt-4.jsonl)")
+    return template
+
+
+def describe_choice(template: PromptTemplate, category: str) -> str:
+    """The log line for the template chosen for a category (said once per category and template)."""
+    with_reference = " (reference answers)" if template.needs_reference else ""
+    return f"judge template for {category}: {template.name}{with_reference}"
+
+
+class ChoiceLog:
+    """Says which template judges a category, once per category and template, from any thread."""
+
+    def __init__(self, log: Callable[[str], None]):
+        self.log = log
+        self._told: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, template: PromptTemplate, category: str) -> None:
+        with self._lock:
+            first = (category, template.name) not in self._told
+            self._told.add((category, template.name))
+        if first:
+            self.log(describe_choice(template, category))
 
 
 def answer_problem(question: Question, turns: tuple[str, ...]) -> str | None:

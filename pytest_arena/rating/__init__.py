@@ -32,14 +32,15 @@ Everything is importable from here, as ``from pytest_arena.rating import bradley
 """
 
 from .battles import RESAMPLING, WINNERS, battle_counts, validate_battles
-from .bootstrap import bootstrap, confidence_intervals, difference_samples
-from .bradley_terry import bootstrap_bradley_terry, bradley_terry
+from .bootstrap import bootstrap, confidence_intervals, difference_samples, rating_intervals
+from .bradley_terry import PRIOR_REG, bootstrap_bradley_terry, bradley_terry, prior_sd
 from .elo import bootstrap_elo, online_elo
 from .records import pairwise_rates, record_counts, win_rate_matrix
 from .scores import mean_score_samples, mean_scores
 
 __all__ = [
-    "RESAMPLING", "WINNERS", "battle_counts", "bootstrap", "bootstrap_bradley_terry", "bootstrap_elo",
+    "PRIOR_REG", "RESAMPLING", "WINNERS", "battle_counts", "bootstrap", "bootstrap_bradley_terry", "bootstrap_elo",
     "bradley_terry", "confidence_intervals", "difference_samples", "mean_score_samples", "mean_scores",
-    "online_elo", "pairwise_rates", "record_counts", "validate_battles", "win_rate_matrix",
+    "online_elo", "pairwise_rates", "prior_sd", "rating_intervals", "record_counts", "validate_battles",
+    "win_rate_matrix",
 ]

@@ -65,6 +65,34 @@ def confidence_intervals(samples: pd.DataFrame | pd.Series, level: float = 0.95)
     return pd.DataFrame({"ci_lower": bounds[0], "ci_upper": bounds[1]}, index=index)
 
 
+def rating_intervals(
+    samples: pd.DataFrame, estimate: pd.Series, level: float = 0.95, centre: str = "estimate"
+) -> pd.DataFrame:
+    """Each model's reported rating and 95% interval, the rating inside its interval by construction.
+
+    ``centre="estimate"``: the rating is ``estimate`` (the full-data fit, e.g. Bradley-Terry) and the
+    interval is the percentile interval of ``samples``, widened where needed to reach it (a percentile
+    interval can miss the full-data estimate when the bootstrap distribution is skewed, e.g. near a
+    perfect record; widening never narrows it). ``centre="median"``: the rating is the samples' median
+    and the interval their percentiles -- FastChat's way of reporting online Elo, whose full-data value
+    depends on the order of the battles and can sit outside the bootstrap interval. A model with no
+    finite sample keeps ``estimate`` with a zero-width interval. Columns ``rating``, ``ci_lower``,
+    ``ci_upper``; index ``estimate``'s.
+    """
+    if centre not in ("estimate", "median"):
+        raise ValueError(f"centre must be 'estimate' or 'median', got {centre!r}")
+    intervals = confidence_intervals(samples, level=level).reindex(estimate.index)
+    point = estimate.astype(float)
+    if centre == "median":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column that is NaN in every round
+            median = pd.Series(np.nanmedian(samples.to_numpy(dtype=float), axis=0), index=samples.columns)
+        point = median.reindex(point.index).fillna(point)
+    lower = np.fmin(intervals["ci_lower"].fillna(point), point)
+    upper = np.fmax(intervals["ci_upper"].fillna(point), point)
+    return pd.DataFrame({"rating": point, "ci_lower": lower, "ci_upper": upper}, index=estimate.index)
+
+
 def difference_samples(samples: pd.DataFrame, a: str, b: str) -> pd.Series:
     """Per-round ``R_a - R_b`` from joint bootstrap samples (same rounds), for "a beats b" checks."""
     for model in (a, b):

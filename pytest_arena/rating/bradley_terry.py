@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -11,6 +12,19 @@ from scipy.special import expit
 
 from .battles import (_CELLS, _check_bootstrap, _check_scale, _code, _group, _key_parts, _questions, _ranked,
                       _round_generators, _samples_frame)
+
+# The default prior: ``reg / 2 * sum(theta ** 2)`` on the logit scale, a Gaussian prior of SD 2 logits
+# (347 points on the Elo scale) around the mean rating. 0.25 is the curvature of one tie against an
+# average opponent, so the prior weighs about as much as one such game per model: a perfect record gets
+# a finite, readable gap that grows with the record (40-0 between two models: 746 points), while a fit
+# without separation moves by less than a point once models have played a few hundred games (100k
+# battles: 0.015, bench/ratings_speed.py; an 80-question, 3-model arena: 0.3-0.6, bench/README.md).
+PRIOR_REG = 0.25
+
+
+def prior_sd(reg: float = PRIOR_REG, scale: float = 400.0, base: float = 10.0) -> float:
+    """The standard deviation of the ratings' prior, in rating points (347 for the defaults)."""
+    return 1.0 / (math.sqrt(reg) * _check_scale(scale, base))
 
 
 def _fit_logits(ga, gb, gs, weights: np.ndarray, n_models: int, reg: float) -> np.ndarray:
@@ -107,19 +121,23 @@ def bradley_terry(
     base: float = 10.0,
     init: float = 1000.0,
     anchor: str | None = None,
-    reg: float = 1e-6,
+    reg: float = PRIOR_REG,
 ) -> pd.Series:
     """Bradley-Terry ratings by maximum likelihood; order of rows does not matter.
 
     Model: ``P(a beats b) = 1 / (1 + base ** ((R_b - R_a) / scale))``; a tie is half a win each way;
     ``weight`` multiplies a row's log-likelihood. The fit runs on the de-duplicated outcome counts
     (:func:`battle_counts`), so 100k battles among 10 models is a 10-parameter problem on at most 270
-    rows. ``reg`` adds ``reg / 2 * sum(theta ** 2)`` on the logit scale (a very flat Gaussian prior):
-    it keeps ratings finite when a model won or lost every game or the comparison graph is split,
-    at the price of a shift far below 0.01 rating points in ordinary data. Such a model still gets a
-    very large gap (thousands of points) -- the data give it no upper bound. ``reg=0`` is the plain
-    MLE, for data where it exists. Ratings are shifted so that ``anchor`` sits at ``init`` or, with no
-    anchor, so that their mean is ``init``. Returns ratings of every model, highest first.
+    rows. ``reg`` adds ``reg / 2 * sum(theta ** 2)`` on the logit scale, a weak Gaussian prior around
+    the mean rating (the default :data:`PRIOR_REG`: SD 2 logits, about one virtual tie per model
+    against an average opponent). It keeps ratings finite and readable when a model won or lost every
+    game or the comparison graph is split -- the data give such a gap no upper bound, so its size comes
+    from the prior meeting the record and grows with it -- and moves a fit without separation by less
+    than a rating point once each model has played a few hundred games (by a small fraction of the
+    interval's width before that). ``reg=0`` is the plain MLE
+    (FastChat's and arena-hard's), for data where it exists. Ratings are shifted so that ``anchor``
+    sits at ``init`` or, with no anchor, so that their mean is ``init``. Returns ratings of every model,
+    highest first.
     """
     c = _check_scale(scale, base)
     if not reg >= 0:
@@ -145,7 +163,7 @@ def bootstrap_bradley_terry(
     base: float = 10.0,
     init: float = 1000.0,
     anchor: str | None = None,
-    reg: float = 1e-6,
+    reg: float = PRIOR_REG,
 ) -> pd.DataFrame:
     """Fast bootstrap of :func:`bradley_terry`: reweights the outcome counts, never builds tables.
 

@@ -1,0 +1,235 @@
+"""A judge budget: what a run may spend on the judge, checked before the first call and held during the run.
+
+``reviews_gen.max_calls`` bounds the judge calls a run makes; ``reviews_gen.max_cost`` the estimated
+cost, from the judge's prices (``reviewer.args.prompt_cost_per_1m`` and ``completion_cost_per_1m``).
+``ARENA_MAX_COST`` in the environment may tighten ``max_cost`` (the smaller of the two wins), never
+loosen it, so CI can hold a run to less than the config allows.
+
+- Before the first judge call (once the answers exist), the runner counts the calls it still has to
+  make: a reply in the review cache is free, and a prompt asked by several battles is paid once.
+  Their cost is estimated from the prompt tokens (counted by the local judge's tokenizer; for an API
+  judge, whose tokenizer is not known here, as characters / 4) and ``max_tokens`` per call as the
+  bound on the completion. Over ``max_calls`` or ``max_cost``: ``BudgetExceeded``, a usage error, and
+  no call is made (``check``).
+- During the run, ``CallLimit`` is a hard counter: a call past ``max_calls`` is not made, and its battle
+  fails with the reason (nothing is cached, so a later run asks again). It counts the calls of this
+  process: under pytest-xdist each worker holds its own count, while the check before the first call
+  covers the calls of the part of the run that process judges.
+- ``--collect-only`` prints the same estimate (``plan_line``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ArenaConfigError
+
+ENV = "ARENA_MAX_COST"
+CHARS_PER_TOKEN = 4
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The bounds in force: None where there is none."""
+
+    max_calls: int | None = None
+    max_cost: float | None = None
+    cost_key: str = "reviews_gen.max_cost"  # where the max_cost in force was set (or ARENA_MAX_COST)
+
+    @property
+    def active(self) -> bool:
+        return self.max_calls is not None or self.max_cost is not None
+
+
+def read_budget(config, environ=os.environ) -> Budget:
+    """The run's budget: the config's, tightened by ``ARENA_MAX_COST``. A malformed value, or one given
+    for a judge without prices, is an ArenaConfigError (a usage error, before anything runs)."""
+    review = config.review
+    budget = Budget(getattr(review, "max_calls", None), getattr(review, "max_cost", None))
+    raw = environ.get(ENV, "").strip()
+    if not raw:
+        return budget
+    try:
+        env_cost = float(raw)
+    except ValueError:
+        env_cost = math.nan
+    if not math.isfinite(env_cost) or env_cost < 0:
+        raise ArenaConfigError(ENV, "", f"expected a number >= 0 (the most a run may spend on the judge), got {raw[:40]!r}")
+    judge = review.judge
+    if judge.prompt_cost_per_1m is None or judge.completion_cost_per_1m is None:
+        raise ArenaConfigError(config.path, "reviews_gen.reviewer.args",
+                               f"{ENV} is set, so the judge's prices are needed to estimate a cost: set "
+                               "prompt_cost_per_1m and completion_cost_per_1m")
+    if budget.max_cost is not None and budget.max_cost <= env_cost:
+        return budget  # the config is tighter already: the environment may only tighten
+    return Budget(budget.max_calls, env_cost, ENV)
+
+
+# -------------------------------------------------------------------------------------------------
+# The estimate
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calls: int  # judge calls still to make
+    cached: int  # calls the review cache answers (free)
+    prompt_tokens: int
+    completion_tokens: int  # the bound: max_tokens per call
+    cost: float | None  # None: the judge has no prices
+    counted_by: str  # how the prompt tokens were counted
+
+    def describe(self) -> str:
+        cost = "" if self.cost is None else f", estimated cost {self.cost:.4f}"
+        return (f"{self.calls} judge calls to make ({self.cached} cached, free); {self.prompt_tokens} prompt tokens "
+                f"({self.counted_by}) + at most {self.completion_tokens} completion tokens (max_tokens per call){cost}")
+
+
+def estimate(judge, pending: list[tuple], spec) -> Estimate:
+    """The calls the matches still need and what they would cost. ``judge``: a MatchJudge (its review
+    cache and prompts); ``pending``: (match, answers) pairs judged by this process; ``spec``: JudgeSpec."""
+    to_make, cached = {}, 0
+    for match, answers in pending:
+        uncached = judge.uncached_calls(match, answers)
+        cached += judge.cached_calls(match, answers)
+        for call in uncached:
+            to_make.setdefault(call.key, call)  # one prompt, one call (shared while in flight)
+    count, counted_by = token_counter(spec) if to_make else (None, "none to count")
+    prompt_tokens = sum(count(call.template.system_prompt, call.prompt) for call in to_make.values()) if count else 0
+    completion_tokens = len(to_make) * spec.max_tokens
+    cost = None
+    if spec.prompt_cost_per_1m is not None or spec.completion_cost_per_1m is not None:
+        cost = (prompt_tokens * (spec.prompt_cost_per_1m or 0) + completion_tokens * (spec.completion_cost_per_1m or 0)) / 1e6
+    return Estimate(len(to_make), cached, prompt_tokens, completion_tokens, cost, counted_by)
+
+
+def token_counter(spec):
+    """``(count(system_prompt, prompt), how)``: the local judge's tokenizer, else characters / 4."""
+    if spec.is_local and spec.checkpoint is not None:
+        tokenizer = _local_tokenizer(spec.checkpoint)
+        if tokenizer is not None:
+            return (lambda system, prompt: len(tokenizer(_joined(system, prompt))["input_ids"]),
+                    "counted by the local judge's tokenizer")
+        return _by_characters, "characters/4: the local judge's tokenizer could not be loaded from a local folder"
+    return _by_characters, "characters/4: an API judge's tokenizer is not known here"
+
+
+def _joined(system: str | None, prompt: str) -> str:
+    return f"{system}\n\n{prompt}" if system else prompt
+
+
+def _by_characters(system: str | None, prompt: str) -> int:
+    return -(-len(_joined(system, prompt)) // CHARS_PER_TOKEN)
+
+
+def _local_tokenizer(checkpoint):
+    if not Path(checkpoint.path).is_dir():  # a hub id: an estimate never goes to the network
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        extra = {"gguf_file": checkpoint.gguf_file} if checkpoint.gguf_file else {}
+        return AutoTokenizer.from_pretrained(checkpoint.path, revision=checkpoint.revision,
+                                             trust_remote_code=checkpoint.trust_remote_code, **extra)
+    except Exception:  # noqa: BLE001 - an estimate falls back to characters, it never stops the run
+        return None
+
+
+# -------------------------------------------------------------------------------------------------
+# Before the first call, and during the run
+
+
+class BudgetExceeded(ArenaConfigError):
+    """The run would spend more than its budget: a usage error, raised before any judge call."""
+
+
+def check(budget: Budget, found: Estimate, config_path) -> None:
+    if budget.max_calls is not None and found.calls > budget.max_calls:
+        raise BudgetExceeded(config_path, "reviews_gen.max_calls",
+                             f"the run needs {found.calls} judge calls, more than max_calls {budget.max_calls}: "
+                             f"{found.describe()}; no judge call was made")
+    if budget.max_cost is not None and found.cost is not None and found.cost > budget.max_cost:
+        where = config_path if budget.cost_key != ENV else ENV
+        key = budget.cost_key if budget.cost_key != ENV else ""
+        raise BudgetExceeded(where, key, f"the run's estimated judge cost {found.cost:.4f} is more than "
+                                         f"max_cost {budget.max_cost:g}: {found.describe()}; no judge call was made")
+
+
+def plan_line(budget: Budget, found: Estimate | None) -> str:
+    """What ``--collect-only`` says about the budget."""
+    if found is None:
+        return "judge budget: the estimate needs every answer (generated on the run, before the first judge call)"
+    bounds = [f"max_calls {budget.max_calls}"] if budget.max_calls is not None else []
+    if budget.max_cost is not None:
+        bounds.append(f"max_cost {budget.max_cost:g}" + (f" ({ENV})" if budget.cost_key == ENV else ""))
+    within = ""
+    if bounds:
+        try:
+            check(budget, found, "")
+            within = f"; within {', '.join(bounds)}"
+        except BudgetExceeded:
+            within = f"; over the budget ({', '.join(bounds)}): the run would stop before its first judge call"
+    return f"judge budget: {found.describe()}{within}"
+
+
+class CallLimit:
+    """A hard bound on the judge calls this process makes; thread-safe."""
+
+    def __init__(self, max_calls: int):
+        self.max_calls = max_calls
+        self.made = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        """Count one more call, or refuse it (False) when ``max_calls`` were made already."""
+        with self._lock:
+            if self.made >= self.max_calls:
+                return False
+            self.made += 1
+            return True
+
+    @property
+    def refusal(self) -> str:
+        return f"not asked: the judge budget (reviews_gen.max_calls {self.max_calls}) is spent"
+
+
+# -------------------------------------------------------------------------------------------------
+# The runner's side (arena_runner.ArenaRunner)
+
+
+def call_limit(budget: Budget) -> CallLimit | None:
+    return CallLimit(budget.max_calls) if budget.max_calls is not None else None
+
+
+def before_first_call(runner) -> None:
+    """Once the answers exist and before the judge is made: count the calls this process will make
+    and stop (BudgetExceeded) when they are over the budget; say the estimate either way."""
+    if not runner.budget.active:
+        return
+    pending = [(m, a) for m in runner.judged if runner.role.judges(m) and (a := runner.answers_of(m)) is not None]
+    found = _estimate_with(runner, pending)
+    check(runner.budget, found, runner.config.path)
+    runner.log(plan_line(runner.budget, found))
+
+
+def collect_only_line(runner) -> str | None:
+    """The estimate ``--collect-only`` prints: with a budget, or with the judge's prices (a cost to show)."""
+    review = runner.config.review
+    priced = review.judge.prompt_cost_per_1m is not None or review.judge.completion_cost_per_1m is not None
+    if not review.enable or not (runner.budget.active or priced):
+        return None
+    if any(runner.plan.participants[name].load_cached(runner.plan.questions) for name in runner.needed_models()):
+        return plan_line(runner.budget, None)  # some answers are still to be generated
+    pending = [(m, a) for m in runner.judged if (a := runner.answers_of(m)) is not None]
+    return plan_line(runner.budget, _estimate_with(runner, pending))
+
+
+def _estimate_with(runner, pending: list[tuple]) -> Estimate:
+    probe = runner.probe_judge()
+    try:
+        return estimate(probe, pending, runner.config.review.judge)
+    finally:
+        probe.close()

@@ -1,0 +1,165 @@
+"""What the battle browser shows, as plain data: every battle of the run with its question, answers,
+reference, the judge's replies and verdict, plus the rating table, the gates and the flips.
+
+Every text is stored once in a table of strings (``strings``) and named by its index: a model's answer
+to a question appears in each of its battles, and at 20,000 battles the page would otherwise carry it
+n-1 times. Every text goes through ``redact.scrub``, as the review records do: the page holds the
+judge's replies, which a proxy may have filled with our request's headers.
+"""
+
+from __future__ import annotations
+
+from ..redact import scrub
+
+VERDICT = {"model_a": "A", "model_b": "B", "tie": "tie"}
+
+
+class Strings:
+    """The page's table of texts: each distinct text once, scrubbed of secrets."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        found = self._index.get(text)
+        if found is None:
+            found = self._index[text] = len(self.texts)
+            self.texts.append(scrub(text))
+        return found
+
+    def add_turns(self, turns) -> list[int] | None:
+        return None if turns is None else [self.add(str(turn)) for turn in turns]
+
+
+class PageData:
+    """Builds the page's data: questions once each, battles in plan order."""
+
+    def __init__(self, models: list[str]):
+        self.strings = Strings()
+        self.models = list(models)
+        self._model_index = {name: i for i, name in enumerate(self.models)}
+        self.questions: list[dict] = []
+        self._question_index: dict[tuple, int] = {}
+        self.battles: list[dict] = []
+
+    def model(self, name: str) -> int:
+        if name not in self._model_index:
+            self._model_index[name] = len(self.models)
+            self.models.append(name)
+        return self._model_index[name]
+
+    def question(self, question, label: str) -> int:
+        found = self._question_index.get(question.key)
+        if found is None:
+            found = self._question_index[question.key] = len(self.questions)
+            self.questions.append({
+                "label": label, "id": str(question.question_id), "category": question.category,
+                "set": question.question_set, "turns": self.strings.add_turns(question.turns),
+                "reference": self.strings.add_turns(question.reference),
+            })
+        return found
+
+    def add(self, match, label: str, answers: list, judgment=None, failure: str | None = None,
+            reply_records: list[dict] | None = None) -> None:
+        """One battle (or scoring): ``answers`` holds each side's turns (None: no answer); ``judgment``
+        its Judgment, or ``failure`` the error its judging raised; ``reply_records`` the judge's
+        replies from the review file when the judgment carries none (an xdist controller)."""
+        entry = {
+            "id": match.id, "q": self.question(match.question, label),
+            "m": [self.model(name) for name in match.models],
+            "answers": [self.strings.add_turns(turns) for turns in answers],
+        }
+        if failure is not None:
+            entry.update(verdict="error", error=scrub(failure), replies=[])
+        else:
+            entry.update(_verdict(judgment))
+            self._judged(entry, judgment, reply_records or [])
+        self.battles.append(entry)
+
+    def _judged(self, entry: dict, judgment, reply_records: list[dict]) -> None:
+        """The judge's side of a battle: its replies (each turn's, where turns were judged one by one),
+        template(s), cache state, position consistency and whether a reference answer was shown."""
+        parts = judgment.turns or (judgment,)
+        results = [(result, part.turn) for part in parts for result in part.results]
+        if results:
+            entry["replies"] = [self._reply(result, turn) for result, turn in results]
+            templates = [result.call.template for result, _ in results]
+            entry["cached"] = judgment.cached
+        else:
+            entry["replies"] = [self._record_reply(reply) for reply in reply_records]
+            templates = []
+            entry["cached"] = None
+        names = [t.name for t in templates] or [r.get("template", "") for r in reply_records]
+        entry["template"] = ", ".join(dict.fromkeys(name for name in names if name))
+        entry["reference"] = any(t.needs_reference for t in templates)
+        entry["consistent"] = _consistent(entry["replies"])
+
+    def _reply(self, result, turn: int | None) -> dict:
+        reply = {"text": self.strings.add(result.text or ""), "swapped": result.call.swapped, "verdict": "error",
+                 "cached": result.cached}
+        if result.winner is not None:
+            reply["verdict"] = VERDICT[result.winner]
+        elif result.verdict is not None and result.verdict.score is not None:
+            reply.update(verdict="score", score=result.verdict.score)
+        if result.error:
+            reply["error"] = scrub(result.error)
+        if turn is not None:
+            reply["turn"] = turn
+        return reply
+
+    def _record_reply(self, reply: dict) -> dict:
+        """A reply as the review file stores it (its cache state is not known there)."""
+        out = {"text": self.strings.add(reply.get("text") or ""), "swapped": bool(reply.get("swapped")),
+               "verdict": VERDICT.get(reply.get("win"), "error"), "cached": None}
+        if reply.get("score") is not None:
+            out.update(verdict="score", score=reply["score"])
+        if reply.get("turn") is not None:
+            out["turn"] = reply["turn"]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"models": self.models, "strings": self.strings.texts, "questions": self.questions,
+                "battles": self.battles}
+
+
+def _verdict(judgment) -> dict:
+    if judgment.error:
+        return {"verdict": "error", "error": scrub(judgment.error)}
+    if judgment.score is not None:
+        return {"verdict": "score", "score": judgment.score}
+    return {"verdict": VERDICT.get(judgment.winner, "error")}
+
+
+def _consistent(replies: list[dict]) -> bool | None:
+    """Under swap_position, whether both orders gave the same verdict (on every turn judged); None
+    without two verdicts to compare."""
+    by_turn: dict = {}
+    for reply in replies:
+        by_turn.setdefault(reply.get("turn"), []).append(reply["verdict"])
+    agree = [v[0] == v[1] for v in by_turn.values() if len(v) == 2 and not {"error", "score"} & set(v)]
+    if not agree or len(agree) != len(by_turn):
+        return None
+    return all(agree)
+
+
+def review_replies(records: list[dict]) -> dict[tuple, list[dict]]:
+    """The judge's replies of each battle in the review file (its latest record): the page's source
+    where a judgment came without them (an xdist controller gets verdicts, not replies)."""
+    found: dict[tuple, dict] = {}
+    for record in records:
+        key = (record.get("question_set"), record.get("question_id"),
+               *((record.get("model"),) if "model" in record else (record.get("model_a"), record.get("model_b"))))
+        suffixes = ["_1", "_2"] if "review_text_1" in record else [""]
+        swapped = [False, True] if len(suffixes) == 2 else [bool(record.get("swapped"))]
+        # the latest record of each battle, and of each turn where turns are judged one by one
+        found.setdefault(key, {})[record.get("turn")] = [
+            {"text": record.get(f"review_text{s}"), "win": record.get(f"win{s}", record.get("win")), "swapped": sw,
+             "score": record.get("score"), "template": record.get("template", ""), "turn": record.get("turn")}
+            for s, sw in zip(suffixes, swapped)]
+    return {key: [reply for replies in turns.values() for reply in replies] for key, turns in found.items()}
+
+
+def match_key(match) -> tuple:
+    question = match.question
+    return (question.question_set, question.question_id, *match.models)
