@@ -128,6 +128,8 @@ def main() -> None:
                 sides.append(("arena*", arena, arena_dir, bench_env(PYTHONPATH=os.pathsep.join([package, bench_dir]))))
             # The exact count of cached judge calls, as every --collect-only made it before the counts
             # were kept beside the review file (cached_count.py): the kept file removed before each run.
+            # (It also holds which review bytes passed preflight's checks: arena-exact reads and checks
+            # the whole review file again too, as the first --collect-only after the reviews change does.)
             from pytest_arena.cached_count import count_file
 
             kept_counts = count_file(arena_dir / "reviews" / "review_gpt4.jsonl")

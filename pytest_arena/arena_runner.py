@@ -166,7 +166,8 @@ class ArenaRunner:
         log_template_choices(self.plan, self.judged, self.log)
         match_judge = MatchJudge(judge, spec, self.plan.templates, self.config.review.review_file,
                                  judge_identity(spec, self.memo), self.log, judge_turns=self.config.review.judge_turns)
-        match_judge.call_limit = call_limit(self.budget)  # no call past reviews_gen.max_calls (budget.py)
+        # No call past reviews_gen.max_calls (budget.py): the count is the run's, shared by its xdist workers.
+        match_judge.call_limit = call_limit(self.budget, self.config.review.review_file, self.role.run_id)
         return match_judge
 
     def probe_judge(self) -> MatchJudge:

@@ -272,7 +272,7 @@ def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Pat
         return [f"({what})"]
     what = ("questions whose verdicts changed against the baseline run, worst first" if gate.kind == "drop"
             else f"battles {gate.model} lost against {gate.beats}")
-    shown = f"{min(len(flips), SHOWN)} of {len(flips)}" if len(flips) > SHOWN else f"{len(flips)}"
+    shown = f"the first {SHOWN} of {len(flips)}" if len(flips) > SHOWN else f"{len(flips)}"
     return [f"{what} ({shown}; all in {csv_path}):"] + [f"  {flip.line()}" for flip in flips[:SHOWN]]
 
 

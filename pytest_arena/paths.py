@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
+from .budget import counter_files
 from .errors import ArenaConfigError
 from .evalscope import metric_files
 from .evalscope.stages import rating_asked
@@ -103,9 +104,10 @@ def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), bas
                               f"the checkpoint digests kept beside the output_file of model {name!r}",
                               (digests_file(spec.output_file),), writes=True))
     if review.enable or rating_asked(config):  # (rating only: the review file is read, never written)
-        # (with the cached-call counts --collect-only keeps beside it: cached_count.py)
+        # (with the cached-call counts --collect-only keeps beside it: cached_count.py, and the judge calls
+        # xdist workers count under a budget: budget.py)
         roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file",
-                          (review.review_file, count_file(review.review_file)),
+                          (review.review_file, count_file(review.review_file), *counter_files(review.review_file)),
                           writes=review.enable, appends=review.enable, reader_checks=not review.enable))
         if rating.enable and rating.report_file is not None:
             roles.append(Role(cfg, "rating_gen.report_file", "rating_gen.report_file (or a file written beside it)",

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from .cached_count import checked_once
 from .config import GATE_KINDS, ArenaConfig
 from .errors import ArenaConfigError, excerpt
 from .evalscope.reviews import refuse_evalscope_reviews
@@ -93,7 +94,9 @@ def preflight(plan: ArenaPlan, baseline_report: Path | None, update_baseline: bo
         if not answers.generates:  # another tool's file with no answer to these questions: refused now
             answers.load_cached(plan.questions)
     if review.enable:  # (EvalScope's reviews in it are rating input: never appended to, never a cache)
-        refuse_evalscope_reviews(config, read_jsonl(review.review_file, keep=True))
+        # Not again on the very bytes these checks passed before (cached_count.checked_once says how).
+        checked_once(review.review_file,
+                     lambda: refuse_evalscope_reviews(config, read_jsonl(review.review_file, keep=True)))
     for answers in plan.participants.values():
         # Only a model that will generate needs its settings checked: when every answer is cached
         # (their keys hold those very settings) the check would import transformers (seconds) for nothing.

@@ -1,8 +1,10 @@
 """A judge budget, end to end: reviews_gen.max_calls and max_cost stop a run before its first judge call
 (none is made), ARENA_MAX_COST only tightens, cached calls are free, --collect-only prints the estimate,
-and a run never makes more than max_calls."""
+and a run never makes more than max_calls (its xdist workers together)."""
 
 from __future__ import annotations
+
+import json
 
 import pandas as pd  # noqa: F401 - several in-process pytester arenas in one module (COMMON.md)
 import pytest
@@ -114,15 +116,7 @@ def test_collect_only_prints_the_estimate(arena_project):
 def test_a_run_never_makes_more_than_max_calls(arena_project):
     """The check before the first call counts one call a battle; a judge whose first replies cannot be
     read makes the run ask again (reask_unparseable), and the counter stops it at max_calls."""
-    seen = set()
-
-    def unreadable_first(body):
-        key = str(body["messages"])
-        first = key not in seen
-        seen.add(key)
-        return "I cannot decide." if first else "[[A]]"
-
-    arena_project.server.reply = unreadable_first
+    unreadable_first_reply(arena_project)
     config = fixed_answers_config(arena_project, 4, {"long": 6, "short": 2}, reask_unparseable=True)
     config["reviews_gen"]["max_calls"] = 5
     arena_project.write(config)
@@ -145,3 +139,57 @@ def test_a_local_judge_counts_prompt_tokens_with_its_tokenizer(arena_project, ti
     usage_error(result, "reviews_gen.max_calls:", "the run needs 3 judge calls", "counted by the local judge's tokenizer",
                 "at most 24 completion tokens")
     assert "loading local model" not in result.stdout.str() + result.stderr.str()
+
+
+def unreadable_first_reply(project):
+    """The loopback judge answers each prompt first with a reply no parser reads, then with a verdict:
+    every battle needs two calls (reask_unparseable), where the check before the first call counts one."""
+    seen = set()
+
+    def reply(body):
+        key = str(body["messages"])
+        first = key not in seen
+        seen.add(key)
+        return "I cannot decide." if first else "[[A]]"
+
+    project.server.reply = reply
+
+
+@pytest.mark.parametrize("previous_run", [False, True], ids=["fresh", "after-a-spent-run"])
+def test_max_calls_holds_across_xdist_workers(arena_project, previous_run):
+    """Each worker judges its own block; the count they share (a file beside the review file, under the
+    run's id) stops the whole run at max_calls: 4 battles want 8 calls, the judge receives 5. Another
+    run's count in that file (one that crashed with its budget spent) neither counts here nor is removed."""
+    pytest.importorskip("xdist")
+    unreadable_first_reply(arena_project)
+    config = fixed_answers_config(arena_project, 4, {"long": 6, "short": 2}, reask_unparseable=True)
+    config["reviews_gen"]["max_calls"] = 5
+    arena_project.write(config)
+    counter = arena_project.root / (REVIEWS + ".calls.json")
+    if previous_run:
+        counter.parent.mkdir(parents=True, exist_ok=True)
+        counter.write_text(json.dumps({"an-earlier-run": 5}))
+    result = arena_project.pytester.runpytest_subprocess(
+        "--arena-config", str(arena_project.root / "cfg_arena.yaml"), "-n", "2")
+    assert arena_project.server.request_count == 5
+    outcomes = result.parseoutcomes()
+    # Each failed battle's section says why (the line its failure message holds).
+    refused = [line for line in result.stdout.lines
+               if line == "not asked: the judge budget (reviews_gen.max_calls 5) is spent"]
+    # 5 calls finish at most 2 battles (2 calls each); every battle that did not finish was refused.
+    assert outcomes.get("passed", 0) <= 2 and outcomes["failed"] == len(refused) == 4 - outcomes.get("passed", 0)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["judge: 5 calls, *"])  # the workers' counters, added up by the controller
+    if previous_run:  # only this run's count went
+        assert json.loads(counter.read_text()) == {"an-earlier-run": 5}
+    else:
+        assert not counter.exists()  # the run's count went, and the file with it
+
+
+def test_a_run_without_a_budget_keeps_no_call_count(arena_project):
+    pytest.importorskip("xdist")
+    arena(arena_project, 2)
+    result = arena_project.pytester.runpytest_subprocess(
+        "--arena-config", str(arena_project.root / "cfg_arena.yaml"), "-n", "2")
+    assert result.ret == 0 and arena_project.server.request_count == 2
+    assert sorted(p.name for p in (arena_project.root / "reviews").iterdir()) == ["review_gpt4.jsonl"]

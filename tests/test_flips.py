@@ -97,7 +97,7 @@ def test_a_failing_max_drop_gate_lists_the_flipped_questions_worst_first(arena_p
     result.stdout.fnmatch_lines([
         "*test_gate?drop-long? FAILED*",
         "*long: BT rating * significantly more than the allowed drop of 0",
-        f"questions whose verdicts changed against the baseline run, worst first ({SHOWN} of 12; all in {flips_path}):",
+        f"questions whose verdicts changed against the baseline run, worst first (the first {SHOWN} of 12; all in {flips_path}):",
         "  q002 vs short: win -> loss: Question 2: the long answer gets a loss.",
         "  q003 vs short: win -> loss: Question 3: the long answer gets a loss.",
     ])
@@ -142,7 +142,7 @@ def test_a_failing_beats_gate_lists_the_battles_lost(arena_project, xdist):
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "*short - long: BT rating difference * significantly below -margin +0",
-        f"battles short lost against long ({SHOWN} of 11; all in *elo_rating.flips.csv):",
+        f"battles short lost against long (the first {SHOWN} of 11; all in *elo_rating.flips.csv):",
         "  q001 vs long: loss: Question 1: the long answer gets a win.",
         "  q003 vs long: loss: Question 3: the long answer gets a win.",
         "  q004 vs long: loss: *",

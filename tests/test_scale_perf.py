@@ -203,3 +203,33 @@ def test_collect_only_keeps_its_exact_count_and_recounts_once_the_reviews_change
     records = review_file.read_text().splitlines(keepends=True)
     review_file.write_text("".join(records[1:]))
     arena_project.run("--collect-only").stdout.fnmatch_lines(["*9 judge calls (8 cached, 1 to make)*"])
+
+
+def test_a_review_file_changed_after_its_checks_were_kept_is_checked_again_in_full(arena_project):
+    config = fixed_answers_config(arena_project, 3, {"long": 9, "mid": 5, "short": 2})
+    arena_project.write(config)
+    review_file = arena_project.root / "reviews/review_gpt4.jsonl"
+    arena_project.run().assert_outcomes(passed=9)
+    arena_project.run("--collect-only").stdout.fnmatch_lines(["*9 judge calls (9 cached, 0 to make)*"])
+    checked = json.loads(count_file(review_file).read_text())["checked"]
+    assert checked[1:3] == [review_file.stat().st_ino, review_file.stat().st_size]  # kept: these bytes passed
+    original = review_file.read_bytes()
+
+    # A corrupt line appended after the kept count: the file is read whole again, and refused.
+    review_file.write_bytes(original + b'{"question_id": 1, oops}\n')
+    appended = arena_project.run("--collect-only")
+    assert appended.ret == 4
+    appended.stderr.fnmatch_lines([f"ERROR: {review_file}: line 10: not a JSON record*"])
+
+    # A line broken in place, the file's size, inode and mtime kept: its ctime still tells it apart.
+    review_file.write_bytes(original)
+    arena_project.run("--collect-only").stdout.fnmatch_lines(["*9 judge calls (9 cached, 0 to make)*"])
+    before = review_file.stat()
+    with open(review_file, "r+b") as handle:
+        handle.seek(original.index(b"\n") + 1)  # the start of line 2
+        handle.write(b"#")
+    os.utime(review_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (review_file.stat().st_size, review_file.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    in_place = arena_project.run("--collect-only")
+    assert in_place.ret == 4
+    in_place.stderr.fnmatch_lines([f"ERROR: {review_file}: line 2: not a JSON record*"])

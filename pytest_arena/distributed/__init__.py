@@ -27,6 +27,8 @@ This module is plain Python (``ArenaSession`` holds an ``Alone``); only ``hooks`
 
 from __future__ import annotations
 
+import uuid
+
 from ..plan import blocks
 
 
@@ -52,6 +54,7 @@ class Alone:
     """The only process of the run: it collects, prepares, judges, rates and reports."""
 
     workers = 1
+    run_id = None  # the id the processes of one run share (the controller's, given to its workers)
     whole_run_here = True  # every item and every verdict is here: gates rate the whole plan
     collects = True
     prepares = True
@@ -80,9 +83,10 @@ class Worker(Alone):
     evaluates_gates = False  # the controller evaluates each gate, over every worker's verdicts
     reports = False
 
-    def __init__(self, runner, workers: int):
+    def __init__(self, runner, workers: int, run_id: str | None = None):
         self._runner = runner
         self.workers = workers
+        self.run_id = run_id  # the judge budget's shared count (budget.SharedCallLimit) is kept under it
         self._block_of: dict[str, int] | None = None
         self._taken: set[int] = set()
 
@@ -126,6 +130,7 @@ class Controller(Alone):
         self._runner = runner
         self._by_id = {m.id: m for m in matches}
         self._worker_counters = None
+        self.run_id = uuid.uuid4().hex  # given to every worker (a replaced one too): one run, one judge budget
 
     def counters(self, judge):
         return self._worker_counters

@@ -55,7 +55,7 @@ def hooks_for(config: pytest.Config, session, log):
 
 class WorkerHooks:
     def __init__(self, session, config: pytest.Config):
-        self._role = Worker(session.runner, int(config.workerinput["workercount"]))
+        self._role = Worker(session.runner, int(config.workerinput["workercount"]), config.workerinput.get("arena_run"))
         session.runner.role = self._role
 
     @pytest.hookimpl(tryfirst=True)  # before the arena fixture prepares: the block's calls start with it
@@ -111,6 +111,7 @@ class ControllerHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
+        node.workerinput["arena_run"] = self._role.run_id  # the workers count judge calls together (budget.py)
         devices = node.gateway.spec.env.get(CUDA_DEVICES) if self._gpus else None
         if devices is not None:  # the worker checks its environment holds them and says so
             node.workerinput["arena_gpus"] = devices
@@ -158,6 +159,12 @@ class ControllerHooks:
         output = getattr(node, "workeroutput", {}).get("arena")
         if output is not None:
             self._role.receive_worker_output(output)
+
+    @pytest.hookimpl(trylast=True)  # the workers are down: nobody counts judge calls for this run any more
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from ..budget import run_ended
+
+        run_ended(self._arena.runner)
 
 
 def _failure(message: str):
