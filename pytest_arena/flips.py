@@ -32,7 +32,8 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .plan import VS, Battle, gate_id, safe_name
+from .plan import Battle, gate_id
+from .judging.review_records import match_key, replies_by_match
 from .store import read_jsonl, write_atomic
 
 SHOWN = 10  # flips named in a failure message; the CSV has them all
@@ -182,7 +183,7 @@ def _as_flips(found: list[tuple], model: str, review_file: Path | None) -> list[
         match = judgment.match
         opponent = match.model_b if match.model_a == model else match.model_a
         text, keys = replies.of(judgment)
-        flips.append(Flip(item=match.id, question=question_label(match), turn=_turn(judgment), model=model,
+        flips.append(Flip(item=match.id, question=match.label, turn=_turn(judgment), model=model,
                           opponent=opponent, before=was, now=now, reason=first_line(text),
                           cache_key=keys[0] if keys else ""))
     return flips
@@ -213,23 +214,13 @@ def _record_key(record: dict) -> tuple:
             frozenset((record.get("model_a"), record.get("model_b"))))
 
 
-def question_label(match) -> str:
-    """The question as the item ID shows it: ``q017`` of ``q017-A--vs--B``."""
-    if isinstance(match, Battle):
-        suffix = f"-{safe_name(match.model_a)}{VS}{safe_name(match.model_b)}"
-    else:
-        suffix = f"-{safe_name(match.model)}"
-    at = match.id.find(suffix)
-    return match.id[:at] if at > 0 else match.id
-
-
 class _Replies:
     """A judgment's replies (their texts and review cache keys): from the judgment, or, for an xdist
     controller, which holds verdicts without replies, from the review file (read once, only if needed)."""
 
     def __init__(self, review_file: Path | None):
         self.review_file = review_file
-        self._by_battle: dict | None = None
+        self._by_match: dict | None = None
 
     def of(self, judgment) -> tuple[str, list[str]]:
         """The first reply's text and every call's cache key."""
@@ -239,18 +230,14 @@ class _Replies:
         return self._from_reviews(judgment)
 
     def _from_reviews(self, judgment) -> tuple[str, list[str]]:
-        if self._by_battle is None:
-            self._by_battle = {}
+        if self._by_match is None:
             try:
-                records = read_jsonl(self.review_file) if self.review_file else []
+                self._by_match = replies_by_match(read_jsonl(self.review_file) if self.review_file else [])
             except (OSError, ValueError):
-                records = []
-            for record in records:  # the latest record of a battle is its verdict
-                text = record.get("review_text") or record.get("review_text_1")
-                if text and "model_a" in record and not record.get("error"):
-                    keys = [record[k] for k in ("cache_key", "cache_key_1", "cache_key_2") if record.get(k)]
-                    self._by_battle[_record_key(record) + (record["model_a"],)] = (text, keys)
-        return self._by_battle.get(_match_key(judgment) + (judgment.match.model_a,), ("", []))
+                self._by_match = {}
+        replies = self._by_match.get(match_key(judgment.match), {}).get(judgment.turn, [])
+        texts = [r["text"] for r in replies if r["text"]]
+        return (texts[0] if texts else ""), [r["cache_key"] for r in replies if r["cache_key"]]
 
 
 def first_line(text: str) -> str:

@@ -60,6 +60,11 @@ class Battle:
     def models(self) -> tuple[str, str]:
         return (self.model_a, self.model_b)
 
+    @property
+    def label(self) -> str:
+        """The question as the item ID shows it: ``q017`` of ``q017-A--vs--B``."""
+        return _label_of(self.id, f"{safe_name(self.model_a)}{VS}{safe_name(self.model_b)}")
+
 
 @dataclass(frozen=True)
 class Scoring:
@@ -75,6 +80,15 @@ class Scoring:
     @property
     def models(self) -> tuple[str]:
         return (self.model,)
+
+    @property
+    def label(self) -> str:
+        """The question as the item ID shows it: ``q017`` of ``q017-MODEL``."""
+        return _label_of(self.id, safe_name(self.model))
+
+
+def _label_of(item_id: str, models_part: str) -> str:
+    return item_id[: -len(models_part) - 1] if item_id.endswith("-" + models_part) else item_id
 
 
 def plan_pairwise(questions: list[Question], models: list[str]) -> list[Battle]:

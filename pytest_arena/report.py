@@ -102,11 +102,11 @@ def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, bas
     counts = rating.record_counts(battles)
     for column in RECORD_COLUMNS:
         values = counts.loc[rated, column.lower()]
-        columns[column] = [round(float(v), 4) for v in values] if column == "Win_Rate" else [_count(v) for v in values]
+        columns[column] = [round(float(v), 4) for v in values] if column == "Win_Rate" else [game_count(v) for v in values]
     if baseline is not None and baseline in rated:
         _add_baseline_rates(columns, rated, battles, baseline, spec)
     frame = pd.DataFrame(columns)
-    return RatingTable(_best_first(frame, PRIMARY["bt"][0][0]), bt_samples, "bt")
+    return RatingTable(best_first(frame, PRIMARY["bt"][0][0]), bt_samples, "bt")
 
 
 def _add_rating(columns: dict, rated: list[str], point: pd.Series, samples, names, centre: str = "estimate") -> None:
@@ -152,16 +152,17 @@ def score_table(scores: pd.DataFrame, models: list[str], spec: RatingSpec) -> Ra
         },
         columns=SCORE_COLUMNS,
     )
-    return RatingTable(_best_first(frame, "Score"), None, "score")
+    return RatingTable(best_first(frame, "Score"), None, "score")
 
 
-def _best_first(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    # The model name breaks exact ties so the order never depends on dict order.
-    frame = frame.sort_values([column, "Model"], ascending=[False, True], kind="mergesort")
+def best_first(frame: pd.DataFrame, column: str, name: str = "Model") -> pd.DataFrame:
+    """Rows by ``column``, highest first (NaN last); the model name breaks exact ties, so the order
+    never depends on the order the battles came in."""
+    frame = frame.sort_values([column, name], ascending=[False, True], kind="mergesort", na_position="last")
     return frame.reset_index(drop=True)
 
 
-def _count(value) -> int | float:
+def game_count(value) -> int | float:
     """Game counts are whole unless strong verdicts weigh more than one game."""
     value = float(value)
     return int(value) if value.is_integer() else round(value, 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .rating import record_counts
-from .report import _best_first, _count, battles_frame, write_csv
+from .report import battles_frame, best_first, game_count, write_csv
 
 AVERAGE = "average"
 SCORE_COLUMNS = ["Turn", "Model", "Score", "Scores"]
@@ -47,7 +47,7 @@ def _scores(label: str, parts) -> pd.DataFrame:
     table = frame.groupby("Model", sort=True)["Score"].agg(["mean", "size"]).reset_index()
     table = pd.DataFrame({"Turn": label, "Model": table["Model"], "Score": table["mean"].round(4),
                           "Scores": table["size"].astype(int)}, columns=SCORE_COLUMNS)
-    return _best_first(table, "Score")
+    return best_first(table, "Score")
 
 
 def _records(label: str, parts, baseline: str | None) -> pd.DataFrame:
@@ -59,16 +59,16 @@ def _records(label: str, parts, baseline: str | None) -> pd.DataFrame:
     table = pd.DataFrame({
         "Turn": label,
         "Model": counts.index.astype(str),
-        "Battles": games.map(_count),
-        "Wins": counts["wins"].map(_count),
-        "Losses": counts["losses"].map(_count),
-        "Ties": counts["ties"].map(_count),
+        "Battles": games.map(game_count),
+        "Wins": counts["wins"].map(game_count),
+        "Losses": counts["losses"].map(game_count),
+        "Ties": counts["ties"].map(game_count),
         "Win_Rate": (counts["wins"] / games).round(4),
         "Loss_Rate": (counts["losses"] / games).round(4),
         "Tie_Rate": (counts["ties"] / games).round(4),
         "Win_Rate_Adjusted": counts["win_rate"].round(4),
     }, columns=RECORD_COLUMNS).reset_index(drop=True)
-    return _best_first(table, "Win_Rate_Adjusted")
+    return best_first(table, "Win_Rate_Adjusted")
 
 
 # ------------------------------------------------------------------------------------------------

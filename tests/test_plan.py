@@ -167,3 +167,15 @@ def test_model_names_holding_the_separator_clash():
 def test_ordinary_plans_have_unique_ids(models):
     assert shared_ids(plan_pairwise(questions(1, 2, 17, "a-b"), models)) is None
     assert shared_ids(plan_single(questions(1, 2, 17, "a-b"), models)) is None
+
+
+def test_a_matchs_label_is_the_question_part_of_its_item_id():
+    questions = [Question(7, ("q",)), Question(12, ("q",), question_set="mt/bench"), Question("z-m", ("q",))]
+    battles = plan_pairwise(questions, ["m-x", "org/b"])
+    assert [(b.id, b.label) for b in battles] == [
+        ("q007-m-x--vs--org--b", "q007"),
+        ("mt--bench-q012-m-x--vs--org--b", "mt--bench-q012"),
+        ("qz-m-m-x--vs--org--b", "qz-m"),
+    ]
+    scorings = plan_single(questions, ["x"])
+    assert [s.label for s in scorings] == ["q007", "mt--bench-q012", "qz-m"]

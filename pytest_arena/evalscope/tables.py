@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..report import battles_frame, best_first, write_csv
 from . import METRIC_TABLES, metric_file
 
 
@@ -39,14 +40,13 @@ def metric_tables(config, judgments: list, baseline: str | None) -> dict[str, pd
 
 def elo_table(judgments: list, config, baseline=None) -> pd.DataFrame | None:
     from .. import rating
-    from ..report import battles_frame
 
     verdicts = [j for j in judgments if j.ok and j.games]
     if not verdicts:
         return None
     elo = rating.online_elo(battles_frame(verdicts), k=config.rating.elo_k)
     frame = pd.DataFrame({"Model": list(elo.index), "Elo_Rating": [round(float(v), 1) for v in elo]})
-    return _best_first(frame, "Elo_Rating", "Model")
+    return best_first(frame, "Elo_Rating", "Model")
 
 
 def pairwise_table(judgments: list, config, baseline: str | None) -> pd.DataFrame | None:
@@ -74,7 +74,7 @@ def pairwise_table(judgments: list, config, baseline: str | None) -> pd.DataFram
     for column in ("win", "loss", "tie"):
         frame[f"{column}_rate"] = frame[column] / games.where(games > 0)
     frame = frame[["model", "win", "loss", "tie", "win_rate", "loss_rate", "tie_rate", "unknown"]]
-    return _best_first(frame, "win_rate", "model")
+    return best_first(frame, "win_rate", "model")
 
 
 def score_table(judgments: list, config, baseline=None) -> pd.DataFrame | None:
@@ -91,22 +91,14 @@ def score_table(judgments: list, config, baseline=None) -> pd.DataFrame | None:
     frame = pd.DataFrame({"model": list(scores),
                           "score": [sum(s) / len(s) if s else float("nan") for s in scores.values()],
                           "unknown": [unknown[m] for m in scores]})
-    return _best_first(frame, "score", "model")
+    return best_first(frame, "score", "model")
 
 
 TABLES = {"elo": elo_table, "pairwise": pairwise_table, "score": score_table}
 
 
-def _best_first(frame: pd.DataFrame, column: str, name: str) -> pd.DataFrame:
-    # The name breaks ties, so the order never depends on the order the battles came in; NaN last.
-    frame = frame.sort_values([column, name], ascending=[False, True], kind="mergesort", na_position="last")
-    return frame.reset_index(drop=True)
-
-
 def write_tables(tables: dict[str, pd.DataFrame], report_path: Path) -> list[str]:
     """Write each table beside the report; say where."""
-    from ..report import write_csv
-
     written = []
     for metric, table in tables.items():
         path = metric_file(report_path, metric)

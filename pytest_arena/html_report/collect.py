@@ -141,25 +141,3 @@ def _consistent(replies: list[dict]) -> bool | None:
     if not agree or len(agree) != len(by_turn):
         return None
     return all(agree)
-
-
-def review_replies(records: list[dict]) -> dict[tuple, list[dict]]:
-    """The judge's replies of each battle in the review file (its latest record): the page's source
-    where a judgment came without them (an xdist controller gets verdicts, not replies)."""
-    found: dict[tuple, dict] = {}
-    for record in records:
-        key = (record.get("question_set"), record.get("question_id"),
-               *((record.get("model"),) if "model" in record else (record.get("model_a"), record.get("model_b"))))
-        suffixes = ["_1", "_2"] if "review_text_1" in record else [""]
-        swapped = [False, True] if len(suffixes) == 2 else [bool(record.get("swapped"))]
-        # the latest record of each battle, and of each turn where turns are judged one by one
-        found.setdefault(key, {})[record.get("turn")] = [
-            {"text": record.get(f"review_text{s}"), "win": record.get(f"win{s}", record.get("win")), "swapped": sw,
-             "score": record.get("score"), "template": record.get("template", ""), "turn": record.get("turn")}
-            for s, sw in zip(suffixes, swapped)]
-    return {key: [reply for replies in turns.values() for reply in replies] for key, turns in found.items()}
-
-
-def match_key(match) -> tuple:
-    question = match.question
-    return (question.question_set, question.question_id, *match.models)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from ..flips import question_label, run_flips
+from ..flips import run_flips
 from ..store import read_jsonl
-from .collect import PageData, match_key, review_replies
+from ..judging.review_records import match_key, replies_by_match
+from .collect import PageData
 
 
 def run_data(arena, table, *, plot: Path | None = None, partial: str | None = None) -> dict:
@@ -40,7 +41,7 @@ def _add_battles(page: PageData, arena) -> None:
         answers = [_turns(participants[name], match.question) for name in match.models]
         failure = future.exception()
         if failure is not None:
-            page.add(match, question_label(match), answers, failure=f"{type(failure).__name__}: {failure}")
+            page.add(match, match.label, answers, failure=f"{type(failure).__name__}: {failure}")
             continue
         judgment = future.result()
         if judgment is None:
@@ -48,9 +49,9 @@ def _add_battles(page: PageData, arena) -> None:
         found = None
         if not judgment.results and judgment.ok:  # a verdict received from an xdist worker: replies on file
             if replies is None:
-                replies = review_replies(read_jsonl(arena.config.review.review_file))
-            found = replies.get(match_key(match))
-        page.add(match, question_label(match), answers, judgment, reply_records=found)
+                replies = replies_by_match(read_jsonl(arena.config.review.review_file))
+            found = [reply for turn in replies.get(match_key(match), {}).values() for reply in turn]
+        page.add(match, match.label, answers, judgment, reply_records=found)
 
 
 def _turns(answers, question):

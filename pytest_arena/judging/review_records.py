@@ -42,3 +42,30 @@ def review_record(judgment, spec: JudgeSpec) -> dict:
     if judgment.error:
         record["error"] = judgment.error
     return record
+
+
+def match_key(match) -> tuple:
+    """What names a match in the review file: question set, question id, and the models in their order."""
+    question = match.question
+    return (question.question_set, question.question_id, *match.models)
+
+
+def replies_by_match(records: list[dict]) -> dict[tuple, dict[int | None, list[dict]]]:
+    """The judge's replies of each match (:func:`match_key`) and turn (None: the whole conversation), from
+    its latest record that is a verdict: the source of replies where a judgment came without them (an
+    xdist controller receives verdicts, not replies). A reply: its text, win, swapped, score, template,
+    turn and cache key."""
+    found: dict[tuple, dict] = {}
+    for record in records:
+        if record.get("error"):
+            continue
+        key = (record.get("question_set"), record.get("question_id"),
+               *((record.get("model"),) if "model" in record else (record.get("model_a"), record.get("model_b"))))
+        suffixes = ["_1", "_2"] if "review_text_1" in record else [""]
+        swapped = [False, True] if len(suffixes) == 2 else [bool(record.get("swapped"))]
+        found.setdefault(key, {})[record.get("turn")] = [
+            {"text": record.get(f"review_text{s}"), "win": record.get(f"win{s}", record.get("win")), "swapped": sw,
+             "score": record.get("score"), "template": record.get("template", ""), "turn": record.get("turn"),
+             "cache_key": record.get(f"cache_key{s}")}
+            for s, sw in zip(suffixes, swapped)]
+    return found
