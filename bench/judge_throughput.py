@@ -4,7 +4,7 @@
     python bench/judge_throughput.py --pytest         # also a whole `pytest --arena-config` run (+~30 s)
     python bench/judge_throughput.py --concurrency 32 --judgments 500 --latency 0.1
 
-The real code path: pytest_arena.judging.runner.MatchJudge with the real OpenAIJudge (the `openai`
+The real code path: pytest_arena.judging.match_judge.MatchJudge with the real OpenAIJudge (the `openai`
 client over real HTTP) against tests/support's JudgeServer, which waits `latency` seconds per request
 and runs in a child process (as a hosted judge would, it does not share this process's GIL). Each
 battle has its own question and answers, so nothing comes from the review cache. The ideal rate is
@@ -28,7 +28,7 @@ GOAL = 0.85
 
 def battles(count: int, offset: int = 0):
     from pytest_arena.generation.answers import Answer
-    from pytest_arena.plan import Battle
+    from pytest_arena.matches import Battle
     from pytest_arena.questions import Question
 
     for i in range(offset + 1, offset + count + 1):
@@ -78,7 +78,7 @@ def judge_directly(base_url: str, concurrency: int, count: int, workdir: Path, o
     """Submit ``count`` battles to a fresh MatchJudge and wait for every judgment."""
     from pytest_arena.config import DEFAULT_TEMPLATES, JudgeSpec
     from pytest_arena.judging.openai_judge import OpenAIJudge
-    from pytest_arena.judging.runner import MatchJudge
+    from pytest_arena.judging.match_judge import MatchJudge
     from pytest_arena.judging.templates import load_templates
 
     os.environ["OPENAI_API_KEY"] = FAKE_KEY

@@ -1,12 +1,12 @@
 """Simulation studies of the ratings and the gates (too slow for the test suite).
 
-    python bench/ratings_study.py            # default sizes (200 repetitions per gate cell)
-    python bench/ratings_study.py --quick    # smaller repetitions, under a minute
-    python bench/ratings_study.py --only gates --gate-reps 100   # bench/README.md's gate table (5-7 min
-                                                                 # on a loaded 2-core machine)
+    python bench/ratings_study.py            # default sizes (200 repetitions per cell): bench/README.md
+    python bench/ratings_study.py --quick    # 40 repetitions per cell, a few minutes
+    python bench/ratings_study.py --only paired            # studies 4 and 5 only
+    python bench/ratings_study.py --only paired --cells "strong effect"   # one cell of study_cells.py
 
-Three studies, all seeded, all through the project's own code (``pytest_arena.rating``,
-``report.battle_table``, ``gates.evaluate_gate``):
+Five studies, all seeded, all through the project's own code (``pytest_arena.rating``,
+``rating_table.battle_table``, ``gates.evaluate_gate``):
 
 1. Recovery -- Bradley-Terry on 20,000 simulated battles with known ratings (gaps 0/100/200), ties on.
 2. CI coverage -- how often the 95% bootstrap interval holds the true value, resampling by battle and
@@ -16,7 +16,14 @@ Three studies, all seeded, all through the project's own code (``pytest_arena.ra
    Bradley-Terry columns of the report ("bt" rows). The "elo" rows show what gating on the online Elo
    columns would do: the same ``gates.evaluate_gate``, fed a table whose primary columns are the
    report's ``Elo_Rating, CI_Lower, CI_Upper`` and whose samples are ``rating.bootstrap_elo``'s rounds
-   (before this, the "elo" rows silently measured Bradley-Terry again).
+   (before this, the "elo" rows silently measured Bradley-Terry again). Each run here draws its own
+   question effects, as if the baseline and the candidate had answered different questions.
+4. Paired gates (issue 25, ``_paired_study.py``) -- the same gates, before (unpaired, as 3) and after
+   (``rating.paired_change`` / ``paired_difference``), on a baseline run and candidate runs that answer
+   the *same* questions, in each cell of ``study_cells.py`` (how much of each question's effect the
+   candidate keeps); with the detection rates ``rating.power`` predicts from the baseline run.
+5. Stopping when decided -- the same runs judged in rounds with ``rating.decide``: false alarms,
+   detection against the full run's, and the judge calls saved.
 
 The simulation model
 --------------------
@@ -42,124 +49,24 @@ import multiprocessing
 import os
 import sys
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from _common import machine  # bench/ is on sys.path when a script runs
+from _simulation import (frame, latent_for_gap, population_ratings, random_design, round_robin_design,  # noqa: F401
+                         simulate)
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pytest_arena import gates, rating, report  # noqa: E402
+from _paired_study import study_paired  # noqa: E402  (imports pytest_arena too)
+from study_cells import CELLS  # noqa: E402
+
+from pytest_arena import gates, rating, rating_table  # noqa: E402
 from pytest_arena.config import GateSpec, RatingSpec  # noqa: E402
 
 C = math.log(10.0) / 400.0  # logit units per Elo point
-Z95 = 1.959963984540054
-
-
-# --------------------------------------------------------------------------------------------------
-# Simulation
-
-
-def simulate(rng, latent, pairs, questions, tau, tie, tie_model="half-win"):
-    """One battles table. ``latent``: ratings (array, model order = ``names`` of the caller);
-    ``pairs``: (a index, b index, question index) per battle, before the position is randomised.
-    ``tie_model="half-win"``: ties keep the expected score at p (see the module docstring);
-    ``"independent"``: a tie with probability ``tie`` whatever the strengths, the rest split by p."""
-    a, b, q = pairs
-    swap = rng.random(len(a)) < 0.5  # the judge sees the pair in a random order
-    a, b = np.where(swap, b, a), np.where(swap, a, b)
-    u = rng.normal(0.0, tau, size=(questions, len(latent))) if tau > 0 else np.zeros((questions, len(latent)))
-    p = expit(C * (latent[a] - latent[b]) + u[q, a] - u[q, b])
-    draw = rng.random(len(a))
-    if tie_model == "half-win":
-        t = np.minimum(tie, 2.0 * np.minimum(p, 1.0 - p))
-        a_wins, tied = draw < p - t / 2, draw < p + t / 2
-    else:
-        a_wins, tied = draw < (1.0 - tie) * p, draw < (1.0 - tie) * p + tie
-    winner = np.where(a_wins, "model_a", np.where(tied, "tie", "model_b"))
-    return a, b, winner, q
-
-
-def frame(names, a, b, winner, q):
-    return pd.DataFrame({"model_a": names[a], "model_b": names[b], "winner": winner, "question_id": q,
-                         "weight": 1.0})
-
-
-def random_design(rng, m, n, questions):
-    """n battles, each on a random question between a random pair (all pairs equally likely)."""
-    a = rng.integers(0, m, n)
-    b = (a + rng.integers(1, m, n)) % m
-    return a, b, rng.integers(0, questions, n)
-
-
-def round_robin_design(m, questions):
-    """Every pair once on every question, question by question (the CI use: each pair judged once)."""
-    pairs = list(combinations(range(m), 2))
-    a = np.tile([x for x, _ in pairs], questions)
-    b = np.tile([y for _, y in pairs], questions)
-    return a, b, np.repeat(np.arange(questions), len(pairs))
-
-
-# --------------------------------------------------------------------------------------------------
-# Population ("true") ratings, written here independently of pytest_arena.rating
-
-_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(60)
-_WEIGHTS = _WEIGHTS / _WEIGHTS.sum()
-
-
-def population_ratings(latent, tau, anchor=None):
-    """Bradley-Terry ratings (Elo points) fitted to the exact expected scores of a design in which all
-    pairs are equally frequent, the question effect averaged out; anchored like the project: model
-    index ``anchor`` at 1000, else the mean at 1000."""
-    latent = np.asarray(latent, dtype=float)
-    m = len(latent)
-    pairs = list(combinations(range(m), 2))
-    ia = np.array([x for x, _ in pairs])
-    ib = np.array([y for _, y in pairs])
-    x = C * (latent[ia] - latent[ib])
-    if tau > 0:
-        score = expit(x[:, None] + math.sqrt(2.0) * tau * _NODES[None, :]) @ _WEIGHTS
-    else:
-        score = expit(x)
-    theta = np.zeros(m)
-    for _ in range(100):  # Newton on the (concave) expected log-likelihood, the mean held at 0
-        p = expit(theta[ia] - theta[ib])
-        grad = np.zeros(m)
-        np.add.at(grad, ia, score - p)
-        np.add.at(grad, ib, p - score)
-        hess = np.zeros((m, m))
-        v = p * (1 - p)
-        np.add.at(hess, (ia, ia), v)
-        np.add.at(hess, (ib, ib), v)
-        np.add.at(hess, (ia, ib), -v)
-        np.add.at(hess, (ib, ia), -v)
-        step = np.linalg.solve(hess + np.full((m, m), 1.0 / m), grad)
-        theta += step
-        if np.abs(step).max() < 1e-14:
-            break
-    ratings = theta / C
-    centre = ratings[anchor] if anchor is not None else ratings.mean()
-    return ratings - centre + 1000.0
-
-
-def latent_for_gap(latent, moved, other, gap, tau):
-    """The latent rating of model ``moved`` that makes its population gap to ``other`` equal ``gap``."""
-    if tau == 0:
-        return latent[other] + gap
-    lo, hi = sorted((latent[other], latent[other] + 4 * gap))
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        trial = latent.copy()
-        trial[moved] = mid
-        r = population_ratings(trial, tau)
-        if r[moved] - r[other] < gap:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -298,13 +205,13 @@ def gate_table(battles, models, spec, primary):
     """The report's table as the gates read it. For "elo", the report's online Elo columns and the Elo
     bootstrap rounds take the place of the Bradley-Terry ones (the gates always judge the primary
     columns), so the row measures a gate on Elo."""
-    table = report.battle_table(battles, models, spec)
+    table = rating_table.battle_table(battles, models, spec)
     if primary == "bt":
         return table
     frame = table.frame.drop(columns=list(ELO_AS_PRIMARY.values())).rename(columns=ELO_AS_PRIMARY)
     samples = rating.bootstrap_elo(battles, k=spec.elo_k, rounds=spec.bootstrap_rounds, seed=spec.seed,
                                    by=spec.bootstrap_by)
-    return report.RatingTable(frame, samples, "bt")
+    return rating_table.RatingTable(frame, samples, "bt")
 
 
 def _gate_rep(job):
@@ -338,7 +245,7 @@ def _gate_rep(job):
 
 def study_gates(args, pool):
     reps, questions, rounds = args.gate_reps, 80, args.gate_rounds
-    print(f"\n3. Gates through report.battle_table + gates.evaluate_gate: {questions} questions, models base/ref/sft, "
+    print(f"\n3. Gates through rating_table.battle_table + gates.evaluate_gate: {questions} questions, models base/ref/sft, "
           f"every pair judged once per question ({3 * questions} battles), ties half-win (rate {args.tie}), "
           f"{rounds} bootstrap rounds, {reps} repetitions per cell, all-pairs mode (mean anchoring).")
     print("   latent ratings: base 1000, ref 1100; sft = base (no change) or a drop that makes the population "
@@ -380,8 +287,13 @@ def main(argv=None):
     parser.add_argument("--tie", type=float, default=0.3, help="tie probability (capped so ties stay half-win)")
     parser.add_argument("--tau", type=float, default=0.7, help="SD of the per-(question, model) effect, logit units")
     parser.add_argument("--tolerance", type=float, default=15.0, help="recovery tolerance, Elo points")
-    parser.add_argument("--only", choices=("recovery", "coverage", "gates"), action="append")
+    parser.add_argument("--only", choices=("recovery", "coverage", "gates", "paired"), action="append")
     parser.add_argument("--gate-reps", type=int, help="repetitions per gate-study cell (default 200, --quick 40)")
+    parser.add_argument("--paired-reps", type=int, help="repetitions per paired-study cell (default 200, --quick 40)")
+    parser.add_argument("--paired-rounds", type=int, default=200, help="bootstrap rounds of the paired study's gates")
+    parser.add_argument("--round-size", type=int, default=10, help="questions per round of the sequential stop")
+    parser.add_argument("--cells", choices=sorted(CELLS), action="append",
+                        help="paired-study cells to run (default: every cell of study_cells.py)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="worker processes (results do not depend on it)")
     args = parser.parse_args(argv)
@@ -390,7 +302,8 @@ def main(argv=None):
     args.coverage_rounds = 200
     args.gate_reps = args.gate_reps or (40 if args.quick else 200)
     args.gate_rounds = 200
-    only = set(args.only or ("recovery", "coverage", "gates"))
+    args.paired_reps = args.paired_reps or (40 if args.quick else 200)
+    only = set(args.only or ("recovery", "coverage", "gates", "paired"))
     print(f"pytest-arena ratings study ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
     print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; {args.jobs} worker processes", flush=True)
     prior = getattr(rating, "PRIOR_REG", None)
@@ -400,7 +313,9 @@ def main(argv=None):
     start = time.perf_counter()
     failed = False
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-        for name, study in (("recovery", study_recovery), ("coverage", study_coverage), ("gates", study_gates)):
+        studies = (("recovery", study_recovery), ("coverage", study_coverage), ("gates", study_gates),
+                   ("paired", lambda a, p: study_paired(a, p, print_table)))
+        for name, study in studies:
             if name in only:
                 t = time.perf_counter()
                 failed |= bool(study(args, pool))

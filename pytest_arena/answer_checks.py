@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from .plan import plan_single
+from .matches import plan_single
 from .questions import Question
-from .stash import param
+from .item_stash import param
 
 FIXTURE = "arena_answer"
 MODEL_FIXTURE = "_arena_model_answers"  # the per-model fixture, parametrized with the model's name

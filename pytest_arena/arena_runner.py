@@ -8,20 +8,22 @@ released). Backends come from ``backends`` by name; under pytest-xdist the proce
 
 from __future__ import annotations
 
-import dataclasses
-import threading
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Callable
 
-from .backends import generator_backend, judge_backend
-from .budget import Budget, BudgetExceeded, before_first_call, call_limit
+from .backends import generator_backend
+from .budget import Budget, BudgetExceeded, before_first_call
+from .file_names import lock_file
 from .generation.answers import ModelAnswers
-from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
-from .judging.runner import Judgment, MatchJudge
-from .judging.templates import answer_problem, choose_template, skipped_reference_template
-from .plan import ArenaPlan, Battle, Scoring
-from .store import file_lock
+from .generation.fingerprint import DigestMemo
+from .judge_setup import judge_identity, make_match_judge, probe_judge
+from .judging.judgment import Judgment
+from .judging.match_judge import MatchJudge
+from .judging.templates import answer_problem
+from .matches import Battle, Scoring
+from .plan import ArenaPlan
+from .record_files import file_lock
 
 Match = Battle | Scoring
 
@@ -49,6 +51,8 @@ class ArenaRunner:
         self._generated = False
         self.judge: MatchJudge | None = None
         self.budget = Budget()  # reviews_gen.max_calls/max_cost (budget.py), read at preflight
+        for judgment in plan.recorded:  # a rating-only run: the review file's verdicts, asked of no judge
+            self.accept(judgment)
 
     def needed_models(self) -> list[str]:
         needed = {m for match in self.judged for m in match.models}
@@ -94,11 +98,11 @@ class ArenaRunner:
         self.prepared = True
 
     def catch_up(self) -> None:
-        """Send every match judged here whose answers exist; settle those that need no judge."""
+        """Send every match judged here whose answers exist; resolve those that need no judge."""
         if self.judge is not None:
             self._submit_ready()
         if self._generated:
-            self._settle_unjudged()
+            self._resolve_unjudged()
 
     def prepare_run(self, selected: list[Match]) -> None:
         """Before the first item (pytest's run loop): generate and judge here, so that no item's
@@ -145,36 +149,11 @@ class ArenaRunner:
     # Judgments
 
     def _make_judge(self) -> MatchJudge:
-        spec = self.config.review.judge
-        backend = judge_backend(spec)
-        if backend.converts_gguf:
-            def load_judge():
-                from .generation.gguf import loadable
-
-                self.log(f"judge: loading local model {spec.checkpoint.path}")
-                checkpoint = loadable(spec.checkpoint, self.cache_dir, self.memo, self.log)
-                return backend.load()(dataclasses.replace(spec, checkpoint=checkpoint))
-        else:
-            def load_judge():
-                return backend.load()(spec)
-
-            if self.role.workers > 1:  # max_concurrency is the whole run's: the workers share it
-                spec = dataclasses.replace(spec, max_concurrency=-(-spec.max_concurrency // self.role.workers))
-        # Built on the first call the review cache cannot answer: a cached rerun loads no model and
-        # never imports openai (seconds).
-        judge = LazyJudge(load_judge)
-        log_template_choices(self.plan, self.judged, self.log)
-        match_judge = MatchJudge(judge, spec, self.plan.templates, self.config.review.review_file,
-                                 judge_identity(spec, self.memo), self.log, judge_turns=self.config.review.judge_turns)
-        # No call past reviews_gen.max_calls (budget.py): the count is the run's, shared by its xdist workers.
-        match_judge.call_limit = call_limit(self.budget, self.config.review.review_file, self.role.run_id)
-        return match_judge
+        return make_match_judge(self.plan, self.role, self.budget, self.judged, self.cache_dir, self.memo, self.log)
 
     def probe_judge(self) -> MatchJudge:
         """A judge that asks nothing: what the matches would ask, and what the review cache holds."""
-        return MatchJudge(None, self.config.review.judge, self.plan.templates, self.config.review.review_file,
-                          judge_identity(self.config.review.judge, self.memo),
-                          judge_turns=self.config.review.judge_turns)
+        return probe_judge(self.plan, self.memo)
 
     def answers_of(self, match: Match) -> dict | None:
         """The answers the judge compares; None when one is missing or cannot be shown (``_unjudged``)."""
@@ -191,7 +170,7 @@ class ArenaRunner:
             if answers is not None:
                 self.futures[match.id] = self.judge.submit(match, answers)
 
-    def _settle_unjudged(self) -> None:
+    def _resolve_unjudged(self) -> None:
         """Answers only, or a match whose answer is missing: its outcome is known without a judge."""
         for match in self.judged:
             if match.id not in self.futures and self.role.judges(match):
@@ -234,6 +213,14 @@ class ArenaRunner:
         if failed and self.judge is not None and answers is not None:  # (a missing answer stays missing)
             self.futures[match.id] = self.judge.submit(match, answers)
             self.changes += 1
+
+    def accept(self, judgment: Judgment, reported: bool = False) -> None:
+        """Take a judgment made elsewhere as its match's own: a rating-only run's recorded verdict, or one
+        an xdist worker sent (``reported``: its item has run there)."""
+        self.futures[judgment.match.id] = done(judgment)
+        if reported:
+            self.reported.add(judgment.match.id)
+        self.changes += 1
 
     def finished(self, match: Match) -> Judgment | None:
         """The match's judgment if it finished here without an error (None otherwise, or with reviews off)."""
@@ -278,28 +265,6 @@ class ArenaRunner:
             self.judge.judge.close()
 
 
-def log_template_choices(plan: ArenaPlan, judged: list[Match], log: Callable[[str], None]) -> None:
-    """Say once per category when questions without reference answers get the general template."""
-    kind = "single" if plan.mode == "single" else "pairwise"
-    reported = set()
-    for question in {m.question.key: m.question for m in judged}.values():
-        skipped = skipped_reference_template(plan.templates, kind, question)
-        if skipped is not None and question.category not in reported:
-            reported.add(question.category)
-            used = choose_template(plan.templates, kind, question)
-            log(f"category {question.category!r}: questions without a reference answer are judged with "
-                f"{used.name!r} instead of {skipped.name!r}")
-
-
-def judge_identity(spec, memo: DigestMemo) -> str:
-    """What makes a judge's replies reusable: the API model's name, or a local checkpoint's bytes."""
-    if spec.is_local:
-        checkpoint = checkpoint_fingerprint(spec.checkpoint.path, spec.checkpoint.revision,
-                                            spec.checkpoint.gguf_file, memo)
-        return f"local:{checkpoint}:{spec.checkpoint.precision}:{spec.verdict}"
-    return f"openai:{spec.model}"
-
-
 class AnswerMaker:
     """Each model's answers: read from its answers file, or generated (a model loaded, then released)
     or asked of its server, one model at a time."""
@@ -322,7 +287,7 @@ class AnswerMaker:
             return True
         # One generator per model across processes (another run, an xdist worker): whoever gets the
         # lock second finds the answers in the cache.
-        with file_lock(answers.output_file.with_name(answers.output_file.name + ".lock"), wait=wait) as locked:
+        with file_lock(lock_file(answers.output_file), wait=wait) as locked:
             if not locked:
                 return False
             missing = answers.load_cached(self.questions)
@@ -363,7 +328,8 @@ class AnswerMaker:
 
     def _ask_server(self, answers: ModelAnswers, missing) -> None:
         """An API candidate: no model loads here; its server answers, many questions at a time."""
-        from .generation.api_backend import ServedModel, public_url
+        from .generation.api_backend import ServedModel
+        from .redact import public_url
 
         api = answers.spec.api
         served = ServedModel(answers.spec, self.served_counters[answers.name])
@@ -374,32 +340,6 @@ class AnswerMaker:
             answers.ask(missing, served, self.log)
         finally:
             served.close()
-
-
-class LazyJudge:
-    """A judge built on its first call, once, whatever the number of threads calling."""
-
-    def __init__(self, build: Callable[[], object]):
-        self._build = build
-        self._judge = None
-        self._lock = threading.Lock()
-
-    def complete(self, *args, **kwargs):
-        return self._built().complete(*args, **kwargs)
-
-    def compare(self, *args, **kwargs):
-        return self._built().compare(*args, **kwargs)
-
-    def _built(self):
-        with self._lock:
-            if self._judge is None:
-                self._judge = self._build()
-        return self._judge
-
-    def close(self) -> None:
-        with self._lock:
-            if self._judge is not None:
-                self._judge.close()
 
 
 def done(value) -> Future:

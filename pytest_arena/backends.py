@@ -29,7 +29,7 @@ class Generator(Protocol):
 
 
 class Judge(Protocol):
-    """What ``judging.runner.MatchJudge`` asks (a local judge also offers ``compare``)."""
+    """What ``judging.match_judge.MatchJudge`` asks (a local judge also offers ``compare``)."""
 
     def complete(self, system_prompt: str, prompt: str, output_format: str = ""): ...  # a JudgeReply
 

@@ -1,37 +1,36 @@
 """A judge budget: what a run may spend on the judge, checked before the first call and held during the run.
 
-``reviews_gen.max_calls`` bounds the judge calls a run makes; ``reviews_gen.max_cost`` the estimated
-cost, from the judge's prices (``reviewer.args.prompt_cost_per_1m`` and ``completion_cost_per_1m``).
-``ARENA_MAX_COST`` in the environment may tighten ``max_cost`` (the smaller of the two wins), never
-loosen it, so CI can hold a run to less than the config allows.
+``reviews_gen.max_calls`` bounds the judge calls a run makes; ``reviews_gen.max_cost`` its cost, from the
+judge's prices (``reviewer.args.prompt_cost_per_1m`` and ``completion_cost_per_1m``). ``ARENA_MAX_COST``
+in the environment may tighten ``max_cost`` (the smaller of the two wins), never loosen it, so CI can hold
+a run to less than the config allows.
 
 - Before the first judge call (once the answers exist), the runner counts the calls it still has to
   make: a reply in the review cache is free, and a prompt asked by several battles is paid once.
   Their cost is estimated from the prompt tokens (counted by the local judge's tokenizer; for an API
   judge, whose tokenizer is not known here, as characters / 4) and ``max_tokens`` per call as the
   bound on the completion. Over ``max_calls`` or ``max_cost``: ``BudgetExceeded``, a usage error, and
-  no call is made (``check``).
-- During the run, ``CallLimit`` is a hard counter: a call past ``max_calls`` is not made, and its battle
+  no call is made (``check``). The estimate can be low (re-asks, CJK prompts): it only spares a run that
+  cannot fit from starting.
+- During the run, both bounds are hard (``spend.CallLimit``): a call past ``max_calls``, or whose worst
+  case would pass ``max_cost`` once added to the spend the replies reported, is not made, and its battle
   fails with the reason (nothing is cached, so a later run asks again). Under pytest-xdist the workers
-  share one count (``SharedCallLimit``): a file beside the review file (``counter_file``) holds each
-  run's count under the id the controller gave its workers, so N workers make at most ``max_calls``
-  together, a previous run's count never counts in this one, and the controller removes its run's
-  entry at the end (``end_shared_count``; the file goes when no run is left in it). A run alone counts
-  in memory and writes no such file.
+  share one record (``spend.SharedCallLimit``, in ``file_names.spend_file`` beside the review file, under the id
+  the controller gave its workers), so N workers make at most ``max_calls`` and spend at most ``max_cost``
+  together; a previous run's record never counts in this one, and the controller removes its run's entry
+  at the end (``end_shared_count``). A run alone counts in memory and writes no such file.
 - ``--collect-only`` prints the same estimate (``plan_line``).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ArenaConfigError, ArenaDataError
-from .store import file_lock, write_atomic
+from .errors import ArenaConfigError
+from .spend import CallLimit, SharedCallLimit, end_shared_count
 
 ENV = "ARENA_MAX_COST"
 CHARS_PER_TOKEN = 4
@@ -180,111 +179,27 @@ def plan_line(budget: Budget, found: Estimate | None) -> str:
     return f"judge budget: {found.describe()}{within}"
 
 
-class CallLimit:
-    """A hard bound on the judge calls this process makes; thread-safe."""
-
-    def __init__(self, max_calls: int):
-        self.max_calls = max_calls
-        self.made = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> bool:
-        """Count one more call, or refuse it (False) when ``max_calls`` were made already."""
-        with self._lock:
-            if self.made >= self.max_calls:
-                return False
-            self.made += 1
-            return True
-
-    @property
-    def refusal(self) -> str:
-        return f"not asked: the judge budget (reviews_gen.max_calls {self.max_calls}) is spent"
-
-
-def counter_file(review_file) -> Path:
-    """Where the xdist workers of a run count their judge calls: beside the review file."""
-    review_file = Path(review_file)
-    return review_file.with_name(review_file.name + ".calls.json")
-
-
-def counter_files(review_file) -> tuple[Path, Path]:
-    """The count and its lock file (paths.py checks no other file of the run is one of them)."""
-    return counter_file(review_file), _lock_file(counter_file(review_file))
-
-
-class SharedCallLimit(CallLimit):
-    """``max_calls`` across the processes of one run (pytest-xdist workers): the count is kept in
-    ``counter_file`` under the run's id, read and written under a lock between processes. Each paid
-    call costs one lock, one read and one write; a cached call never gets here."""
-
-    def __init__(self, max_calls: int, review_file, run_id: str):
-        super().__init__(max_calls)
-        self.run_id = run_id
-        self.path = counter_file(review_file)
-
-    def take(self) -> bool:
-        with self._lock, file_lock(_lock_file(self.path)):  # (the thread lock: this process's calls queue here)
-            counts = _read_counts(self.path)
-            made = counts.get(self.run_id, 0)
-            if made >= self.max_calls:
-                return False
-            counts[self.run_id] = made + 1
-            write_atomic(self.path, json.dumps(counts))  # a crash mid-write never leaves half a count
-            self.made += 1
-            return True
-
-
-def end_shared_count(review_file, run_id: str) -> None:
-    """The run is over (the xdist controller, once its workers are down): its count goes, and the file
-    with it when no other run on this review file is counting there."""
-    path = counter_file(review_file)
-    if not path.exists():
-        return
-    with file_lock(_lock_file(path)):  # (the lock file stays: one removed under a waiter would split the lock)
-        counts = _read_counts(path)
-        counts.pop(run_id, None)
-        if counts:
-            write_atomic(path, json.dumps(counts))
-        else:
-            path.unlink(missing_ok=True)
-
-
-def _lock_file(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def _read_counts(path: Path) -> dict[str, int]:
-    try:
-        counts = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:  # written only atomically: anything else is not ours to guess at
-        problem = str(exc)
-    else:
-        if isinstance(counts, dict):
-            return counts
-        problem = f"expected a JSON object, got {type(counts).__name__}"
-    raise ArenaDataError(path, "", f"the judge budget's call count cannot be read ({problem}): no call is made past "
-                                   "a count that is not known; remove the file if no run is using it")
-
-
 # -------------------------------------------------------------------------------------------------
 # The runner's side (arena_runner.ArenaRunner)
 
 
-def call_limit(budget: Budget, review_file, run_id: str | None) -> CallLimit | None:
-    """The run's hard bound on judge calls: shared by the processes of a run when they have a run id
-    (xdist workers), this process's own otherwise; None without ``max_calls``."""
-    if budget.max_calls is None:
+def call_limit(budget: Budget, spec, review_file, run_id: str | None,
+               log=lambda message: None) -> CallLimit | None:
+    """The run's hard bounds on judge calls (``max_calls``, ``max_cost`` at ``spec``'s prices with
+    ``spec.max_tokens`` as the completion bound): shared by the processes of a run when they have a run id
+    (xdist workers), this process's own otherwise; None without a budget."""
+    if not budget.active:
         return None
+    bounds = dict(max_cost=budget.max_cost, max_tokens=spec.max_tokens, cost_key=budget.cost_key, log=log,
+                  prices=(spec.prompt_cost_per_1m or 0.0, spec.completion_cost_per_1m or 0.0))
     if run_id is not None:
-        return SharedCallLimit(budget.max_calls, review_file, run_id)
-    return CallLimit(budget.max_calls)
+        return SharedCallLimit(review_file, run_id, budget.max_calls, **bounds)
+    return CallLimit(budget.max_calls, **bounds)
 
 
 def run_ended(runner) -> None:
-    """The xdist controller's run is over: the count its workers shared goes (``end_shared_count``)."""
-    if runner.budget.max_calls is not None and runner.role.run_id is not None:
+    """The xdist controller's run is over: the record its workers shared goes (``end_shared_count``)."""
+    if runner.budget.active and runner.role.run_id is not None:
         end_shared_count(runner.config.review.review_file, runner.role.run_id)
 
 

@@ -24,7 +24,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .store import write_atomic
+from .file_names import cached_count_file
+from .record_files import write_atomic
 
 FORMAT = 1
 
@@ -35,17 +36,11 @@ _CHECKED: dict[str, tuple] = {}
 _PARSED: dict[str, tuple] = {}
 
 
-def count_file(review_file: Path) -> Path:
-    """Where the kept counts of a review file live: beside it."""
-    review_file = Path(review_file)
-    return review_file.with_name(review_file.name + ".count.json")
-
-
 def cached_calls(runner, judge_identity: str, exact: Callable[[list], dict[str, int]]) -> int:
     """Cached judge calls of ``runner.judged``: from the kept counts when their signature holds, else
     ``exact(matches)`` (match id -> cached calls), kept for the next count when it covered the plan."""
     review = runner.config.review
-    path = count_file(review.review_file)
+    path = cached_count_file(review.review_file)
     signature = _signature(runner, judge_identity)
     kept = _read(path, signature)
     wanted = [m.id for m in runner.judged]
@@ -81,7 +76,7 @@ def checked_once(review_file: Path, check: Callable[[], None]) -> None:
 
 
 def _kept_checked(review_file: Path) -> tuple | None:
-    data = _parsed(count_file(review_file))
+    data = _parsed(cached_count_file(review_file))
     checked = data.get("checked") if data is not None else None
     return tuple(checked) if isinstance(checked, list) else None
 

@@ -8,7 +8,7 @@ given beside --arena-config can take it."""
 
 import pytest
 
-from .stash import SESSION_KEY
+from .item_stash import SESSION_KEY
 
 
 @pytest.fixture

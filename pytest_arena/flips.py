@@ -7,14 +7,14 @@ stores each battle's verdict beside the baseline report, as ``<baseline stem>.ve
 (``write_verdicts``): one small record per battle (item and question ids, models, verdict, the review
 cache keys), written with the baseline CSV and only by whole runs, as that CSV is.
 
-The public API (the HTML battle browser uses it too):
+The public API:
 
-``gate_flips(arena, gate) -> list[Flip]``
-    The evidence for one ``max_drop`` or ``beats`` gate of an ``ArenaSession`` whose verdicts are in
-    (``[]`` for other gates), in the deterministic order the failure message shows them.
-``run_flips(arena) -> dict[str, list[Flip]]``
-    Gate item ID (``drop-tiny-a``) -> the flips of every failed max_drop/beats gate of the run so far:
-    what ``<report stem>.flips.csv`` holds.
+``gate_flips(gate, judgments, baseline_report) -> list[Flip]``
+    The evidence for one ``max_drop`` or ``beats`` gate over the run's judgments (``[]`` for other
+    gates), in the deterministic order the failure message shows them.
+``explain(gate, result, judgments, previous, baseline_report, flips_csv)``
+    A failed gate's result with that evidence in its message, and the evidence (``results.ArenaResults``
+    keeps it per gate: what ``<report stem>.flips.csv`` and the battle browser show).
 
 A ``Flip`` is plain data: ``item`` (``q017-A--vs--B``), ``question`` (``q017``, as the item shows it),
 ``turn`` (None unless judged per turn), ``model`` and ``opponent``, ``before`` and ``now`` (``win``,
@@ -32,9 +32,9 @@ import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from .plan import Battle, gate_id
-from .judging.review_records import match_key, replies_by_match
-from .store import read_jsonl, write_atomic
+from .file_names import verdicts_file
+from .matches import Battle
+from .record_files import read_jsonl, write_atomic
 
 SHOWN = 10  # flips named in a failure message; the CSV has them all
 REASON_CHARS = 200
@@ -68,36 +68,24 @@ class Flip:
 # The public API
 
 
-def gate_flips(arena, gate) -> list[Flip]:
-    """The battles behind a max_drop or beats gate of ``arena`` (an ArenaSession), worst first."""
+def gate_flips(gate, judgments, baseline_report: Path | None) -> list[Flip]:
+    """The battles behind a max_drop or beats gate, worst first: ``judgments`` are the run's, and a
+    max_drop gate compares them with the verdicts stored beside ``baseline_report``."""
     if gate.kind == "beats":
-        return lost_battles(arena.judgments(), gate.model, gate.beats, arena.config.review.review_file)
+        return lost_battles(judgments, gate.model, gate.beats)
     if gate.kind == "drop":
-        baseline = read_verdicts(verdicts_path(arena.baseline_report)) if arena.baseline_report else None
-        return changed_verdicts(arena.judgments(), baseline or [], gate.model, arena.config.review.review_file)
+        baseline = read_verdicts(verdicts_file(baseline_report)) if baseline_report else None
+        return changed_verdicts(judgments, baseline or [], gate.model)
     return []
-
-
-def run_flips(arena) -> dict[str, list[Flip]]:
-    """Gate item ID -> the flips of each failed max_drop or beats gate evaluated so far, in config
-    order (whatever order the gate items ran in)."""
-    found = getattr(arena, "flips", {})
-    order = [gate_id(g) for g in arena.gates]
-    return {key: found[key] for key in sorted(found, key=lambda k: order.index(k) if k in order else len(order))}
 
 
 # -------------------------------------------------------------------------------------------------
 # The baseline's verdicts
 
 
-def verdicts_path(baseline_report: Path) -> Path:
-    baseline_report = Path(baseline_report)
-    return baseline_report.with_name(f"{baseline_report.stem}.verdicts.jsonl")
-
-
-def verdict_records(judgments, review_file: Path | None = None) -> list[dict]:
+def verdict_records(judgments) -> list[dict]:
     """One record per judged battle (pairwise modes; a scoring keeps its score), in plan order."""
-    records, replies = [], _Replies(review_file)
+    records = []
     for judgment in _units(j for j in judgments if j.ok):
         if not judgment.ok:
             continue
@@ -111,14 +99,14 @@ def verdict_records(judgments, review_file: Path | None = None) -> list[dict]:
             record.update(model_a=match.model_a, model_b=match.model_b, win=judgment.winner)
         else:
             record.update(model=match.model, score=judgment.score)
-        record["cache_keys"] = replies.of(judgment)[1]
+        record["cache_keys"] = _replies_of(judgment)[1]
         records.append(record)
     return records
 
 
-def write_verdicts(path: Path, judgments, review_file: Path | None = None) -> None:
+def write_verdicts(path: Path, judgments) -> None:
     """Replace the baseline's verdicts file in one step (``write_atomic``)."""
-    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in verdict_records(judgments, review_file))
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in verdict_records(judgments))
     write_atomic(path, text)
 
 
@@ -137,7 +125,7 @@ def read_verdicts(path: Path) -> list[dict] | None:
 # The flips
 
 
-def changed_verdicts(judgments, baseline: list[dict], model: str, review_file: Path | None = None) -> list[Flip]:
+def changed_verdicts(judgments, baseline: list[dict], model: str) -> list[Flip]:
     """The battles of ``model`` whose verdict differs from the baseline run's, worst first, then in
     plan order (a battle the baseline did not judge is left out: nothing changed, it is new)."""
     before = {}
@@ -153,16 +141,16 @@ def changed_verdicts(judgments, baseline: list[dict], model: str, review_file: P
         was = before.get(_match_key(judgment))
         if now is not None and was is not None and was != now:
             found.append((judgment, was, now))
-    flips = _as_flips(found, model, review_file)
+    flips = _as_flips(found, model)
     # Worst first; ``sorted`` keeps plan order among equals, so the order never changes between runs.
     return sorted(flips, key=lambda flip: -flip.worse_by)
 
 
-def lost_battles(judgments, model: str, other: str, review_file: Path | None = None) -> list[Flip]:
+def lost_battles(judgments, model: str, other: str) -> list[Flip]:
     """The battles ``model`` lost against ``other`` in this run, in plan order."""
     found = [(j, "", "loss") for j in _battles_of(judgments, model)
              if other in j.match.models and _outcome(j.winner, j.match.model_a, j.match.model_b, model) == "loss"]
-    return _as_flips(found, model, review_file)
+    return _as_flips(found, model)
 
 
 def _battles_of(judgments, model: str) -> list:
@@ -176,13 +164,12 @@ def _units(judgments):
     return [part for judgment in judgments for part in (getattr(judgment, "turns", ()) or (judgment,))]
 
 
-def _as_flips(found: list[tuple], model: str, review_file: Path | None) -> list[Flip]:
-    replies = _Replies(review_file)
+def _as_flips(found: list[tuple], model: str) -> list[Flip]:
     flips = []
     for judgment, was, now in found:
         match = judgment.match
         opponent = match.model_b if match.model_a == model else match.model_a
-        text, keys = replies.of(judgment)
+        text, keys = _replies_of(judgment)
         flips.append(Flip(item=match.id, question=match.label, turn=_turn(judgment), model=model,
                           opponent=opponent, before=was, now=now, reason=first_line(text),
                           cache_key=keys[0] if keys else ""))
@@ -214,30 +201,12 @@ def _record_key(record: dict) -> tuple:
             frozenset((record.get("model_a"), record.get("model_b"))))
 
 
-class _Replies:
-    """A judgment's replies (their texts and review cache keys): from the judgment, or, for an xdist
-    controller, which holds verdicts without replies, from the review file (read once, only if needed)."""
-
-    def __init__(self, review_file: Path | None):
-        self.review_file = review_file
-        self._by_match: dict | None = None
-
-    def of(self, judgment) -> tuple[str, list[str]]:
-        """The first reply's text and every call's cache key."""
-        if judgment.results:
-            texts = [r.text for r in judgment.results if r.text]
-            return (texts[0] if texts else ""), [r.call.key for r in judgment.results]
-        return self._from_reviews(judgment)
-
-    def _from_reviews(self, judgment) -> tuple[str, list[str]]:
-        if self._by_match is None:
-            try:
-                self._by_match = replies_by_match(read_jsonl(self.review_file) if self.review_file else [])
-            except (OSError, ValueError):
-                self._by_match = {}
-        replies = self._by_match.get(match_key(judgment.match), {}).get(judgment.turn, [])
-        texts = [r["text"] for r in replies if r["text"]]
-        return (texts[0] if texts else ""), [r["cache_key"] for r in replies if r["cache_key"]]
+def _replies_of(judgment) -> tuple[str, list[str]]:
+    """A judgment's first reply text and every call's cache key (its replies travel with it, from an
+    xdist worker too)."""
+    replies = judgment.replies
+    texts = [reply.text for reply in replies if reply.text]
+    return (texts[0] if texts else ""), [reply.cache_key for reply in replies]
 
 
 def first_line(text: str) -> str:
@@ -251,8 +220,8 @@ def first_line(text: str) -> str:
 
 def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Path | None) -> list[str]:
     """The lines added to a failed gate's message (at most ``SHOWN`` flips)."""
-    if gate.kind == "drop" and baseline_report is not None and read_verdicts(verdicts_path(baseline_report)) is None:
-        return [(f"(no per-battle verdicts beside the baseline report: {verdicts_path(baseline_report).name} is "
+    if gate.kind == "drop" and baseline_report is not None and read_verdicts(verdicts_file(baseline_report)) is None:
+        return [(f"(no per-battle verdicts beside the baseline report: {verdicts_file(baseline_report).name} is "
                  "missing; the next --arena-baseline-update stores them)")]
     if not flips:
         what = "no battle's verdict changed against the baseline run" if gate.kind == "drop" else "no battle lost"
@@ -261,11 +230,6 @@ def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Pat
             else f"battles {gate.model} lost against {gate.beats}")
     shown = f"the first {SHOWN} of {len(flips)}" if len(flips) > SHOWN else f"{len(flips)}"
     return [f"{what} ({shown}; all in {csv_path}):"] + [f"  {flip.line()}" for flip in flips[:SHOWN]]
-
-
-def flips_csv_path(report_path: Path) -> Path:
-    report_path = Path(report_path)
-    return report_path.with_name(f"{report_path.stem}.flips.csv")
 
 
 def write_flips_csv(path: Path, flips_by_gate: dict[str, list[Flip]]) -> bool:
@@ -286,13 +250,11 @@ def write_flips_csv(path: Path, flips_by_gate: dict[str, list[Flip]]) -> bool:
     return True
 
 
-def explain(arena, gate, result):
-    """A failed max_drop or beats gate's result with its evidence added to the message (and kept on
-    ``arena.flips`` for the CSV and the HTML page); any other result as it is."""
-    arena.flips.pop(gate_id(gate), None)  # (a gate evaluated again: its latest result counts)
-    if result.passed or gate.kind not in ("drop", "beats") or (gate.kind == "drop" and arena.previous is None):
-        return result  # (no baseline report at all: the message says so already)
-    flips = gate_flips(arena, gate)
-    arena.flips[gate_id(gate)] = flips
-    lines = evidence_lines(gate, flips, flips_csv_path(arena.report_path()), arena.baseline_report)
-    return dataclasses.replace(result, message="\n".join([result.message, *lines]))
+def explain(gate, result, judgments, previous, baseline_report: Path | None, flips_csv: Path):
+    """A failed max_drop or beats gate's result with its evidence added to the message, and that
+    evidence (None for a gate that has none to show); any other result as it is."""
+    if result.passed or gate.kind not in ("drop", "beats") or (gate.kind == "drop" and previous is None):
+        return result, None  # (no baseline report at all: the message says so already)
+    flips = gate_flips(gate, judgments, baseline_report)
+    lines = evidence_lines(gate, flips, flips_csv, baseline_report)
+    return dataclasses.replace(result, message="\n".join([result.message, *lines])), flips

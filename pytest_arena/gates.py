@@ -101,7 +101,7 @@ def _beats(gate: GateSpec, table) -> GateResult:
 
 
 def _max_drop(gate: GateSpec, table, previous) -> GateResult:
-    from .report import previous_half_width, previous_value
+    from .rating_table import previous_half_width, previous_value
 
     if previous is None:
         return GateResult(False, f"{gate.model}: max_drop needs a baseline report (--arena-baseline PATH)")

@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from .budget import counter_files
 from .errors import ArenaConfigError
-from .evalscope import metric_files
+from .file_names import digests_file, files_beside, files_beside_reviews, verdicts_file
 from .evalscope.stages import rating_asked
-from .cached_count import count_file
-from .generation.fingerprint import digests_file
-from .store import foreign_content
+from .record_files import foreign_content
 
-if TYPE_CHECKING:  # config imports this module (path_length_problem): no import back at run time
+if TYPE_CHECKING:  # only a hint: the config is read before its paths are checked
     from .config import ArenaConfig
 
 ANY_MODEL = "*"  # target_answers: the answers of whichever model wrote the file
@@ -49,23 +46,6 @@ class Role:
     # An input its own reader checks (rating only's review file: a wrong one is "nothing to rate"):
     # it may be another input file, never an output.
     reader_checks: bool = False
-
-
-def report_files(report_file: Path) -> tuple[Path, ...]:
-    """The report and what the run writes beside it: the subset report of a -k run, the per-set
-    reports, the per-turn tables (judge_turns each) and the plots (as ``ArenaSession.report_path`` and
-    run_outputs.py name them)."""
-    subset = report_file.with_name(f"{report_file.stem}.subset{report_file.suffix}")
-    files = []
-    for path in (report_file, subset):
-        files += [path, path.with_name(f"{path.stem}.sets{path.suffix}"), path.with_suffix(".png"),
-                  turns_report(path), path.with_suffix(".html")]  # .html: the battle browser (html_report)
-    return tuple(files)
-
-
-def turns_report(report_file: Path) -> Path:
-    """The per-turn tables' CSV beside a report: ``rating.csv`` -> ``rating.turns.csv``."""
-    return report_file.with_name(f"{report_file.stem}.turns{report_file.suffix}")
 
 
 def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), baseline_report: Path | None = None,
@@ -92,7 +72,7 @@ def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), bas
                           answers_of=ANY_MODEL))
     if baseline_report is not None:
         baseline_report = Path(baseline_report)  # and its per-battle verdicts (flips.py), written with it
-        verdicts = baseline_report.with_name(f"{baseline_report.stem}.verdicts.jsonl")
+        verdicts = verdicts_file(baseline_report)
         roles.append(Role(baseline_report, "--arena-baseline", "the --arena-baseline report",
                           (baseline_report, verdicts), writes=update_baseline))
     for name, spec in config.models.items():
@@ -107,19 +87,12 @@ def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), bas
         # (with the cached-call counts --collect-only keeps beside it: cached_count.py, and the judge calls
         # xdist workers count under a budget: budget.py)
         roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file",
-                          (review.review_file, count_file(review.review_file), *counter_files(review.review_file)),
+                          (review.review_file, *files_beside_reviews(review.review_file)),
                           writes=review.enable, appends=review.enable, reader_checks=not review.enable))
         if rating.enable and rating.report_file is not None:
             roles.append(Role(cfg, "rating_gen.report_file", "rating_gen.report_file (or a file written beside it)",
-                              report_files(rating.report_file) + flips_files(rating.report_file)
-                              + metric_files(rating.report_file, rating.metrics), writes=True))
+                              files_beside(rating.report_file, rating.metrics), writes=True))
     return roles
-
-
-def flips_files(report_file: Path) -> tuple[Path, ...]:
-    """The failed gates' flips beside the report and beside the subset report (flips.py names them)."""
-    subset = report_file.with_name(f"{report_file.stem}.subset{report_file.suffix}")
-    return tuple(path.with_name(f"{path.stem}.flips.csv") for path in (report_file, subset))
 
 
 def first_problem(roles: list[Role]) -> ArenaConfigError | None:
@@ -269,21 +242,4 @@ def _probe(folder: Path) -> str | None:
         return f"no file can be created in {folder} ({exc.strerror})"
     os.close(fd)
     os.unlink(probe)
-    return None
-
-
-# The limits of nearly every filesystem (Linux, macOS): a config path beyond them names no file that
-# could exist, and asking the OS about it raises instead of answering "no such file".
-NAME_MAX = 255
-PATH_MAX = 4096
-
-
-def path_length_problem(value: str) -> str | None:
-    """Why a path written in the config can name no file (a part or the whole too long), or None."""
-    for part in Path(os.path.expanduser(value)).parts:
-        size = len(os.fsencode(part))
-        if size > NAME_MAX:
-            return f"file name too long ({size} bytes; at most {NAME_MAX}): {part[:40]}..."
-    if len(os.fsencode(value)) >= PATH_MAX:
-        return f"path too long (at most {PATH_MAX - 1} bytes)"
     return None

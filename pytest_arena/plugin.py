@@ -8,15 +8,14 @@ registered and does the rest.
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
 
 import pytest
 
 from .collection import as_arena_items, collection_args, is_suite_module, make_module, unnamed_example
 from .options import INI_KEYS, OPTIONS
-from .stash import FIRST_PROPERTIES, SESSION_KEY, match_of, param
+from .run_options import ProgressLog, path_option, session_arguments
+from .item_stash import FIRST_PROPERTIES, SESSION_KEY, match_of, param
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -27,17 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(name, help_text, **settings)
 
 
-def _path_option(config: pytest.Config, name: str) -> Path | None:
-    """An option's path, else the ini value's (relative to the ini file), else None."""
-    option = config.getoption(name)
-    if option:
-        return Path(option)
-    ini = config.getini(name)
-    return _ini_base(config) / ini if ini else None
-
-
 def arena_config_path(config: pytest.Config) -> Path | None:
-    return _path_option(config, "arena_config")
+    return path_option(config, "arena_config")
 
 
 @pytest.hookimpl(trylast=True)  # after the cacheprovider's configure: its folder holds our memo and conversions
@@ -50,21 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
     from .errors import ArenaConfigError
     from .session import ArenaSession
 
-    log = _Log(config)
-    if getattr(config, "workerinput", {}).get("arena_gpus") is not None:  # an xdist worker given devices
-        from .distributed.hooks import pin_devices
-
-        pin_devices(config.workerinput["arena_gpus"], log)  # before anything of ours imports torch
+    log = ProgressLog(config)
     try:
-        baseline = _path_option(config, "arena_baseline")
-        update = config.getoption("arena_baseline_update")
-        if update and baseline is None:
-            raise pytest.UsageError("--arena-baseline-update needs --arena-baseline PATH (the file to write)")
-        session = ArenaSession.from_file(
-            path, cache_dir=_cache_dir(config), log=log, baseline_report=baseline, update_baseline=update,
-            results_dir=_path_option(config, "arena_results"), model_paths=_model_paths(config),
-            question_files=_question_files(config), limit=_limit(config),
-        )
+        if getattr(config, "workerinput", {}).get("arena_gpus") is not None:  # an xdist worker given devices
+            from .distributed.devices import pin_devices
+
+            pin_devices(config.workerinput["arena_gpus"], log)  # before anything of ours imports torch
+        session = ArenaSession.from_file(path, log=log, **session_arguments(config))
         session.preflight()
         from .distributed.hooks import hooks_for
 
@@ -75,75 +57,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(ArenaHooks(session, log), "arena-session")
     if distributed is not None:
         config.pluginmanager.register(distributed, "arena-xdist")
-    from . import junit, reporting_plugins
+    from . import junit, pytest_html_summary
 
     junit.register(config)  # JUnit XML valid under the family in force
-    reporting_plugins.register(config, session)  # the rating table in pytest-html's report
+    pytest_html_summary.register(config, session)  # the rating table in pytest-html's report
     from . import fixtures
 
     config.pluginmanager.register(fixtures, "arena-fixtures")  # `arena_answer` for the user's own checks
-
-
-def _ini_base(config: pytest.Config) -> Path:
-    return config.inipath.parent if config.inipath else config.rootpath
-
-
-def _limit(config: pytest.Config) -> int | None:
-    raw = config.getoption("arena_limit") or config.getini("arena_limit")
-    if not raw:
-        return None
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if limit <= 0:
-        raise pytest.UsageError(f"--arena-limit: expected a positive whole number of questions, got {raw!r}")
-    return limit
-
-
-def _model_paths(config: pytest.Config) -> dict[str, str]:
-    given = config.getoption("arena_model") or config.getini("arena_model")
-    paths: dict[str, str] = {}
-    for entry in given:
-        name, sep, model_path = entry.partition("=")
-        if not sep or not name.strip() or not model_path.strip():
-            raise pytest.UsageError(f"--arena-model: expected NAME=PATH (e.g. sft=/ckpt/step-4000), got {entry!r}")
-        paths[name.strip()] = model_path.strip()
-    return paths
-
-
-def _question_files(config: pytest.Config) -> list[Path]:
-    files = [Path(f) for f in config.getoption("arena_questions")]
-    if not files:
-        files = [_ini_base(config) / f for f in config.getini("arena_questions")]
-    for file in files:
-        if not file.is_file():
-            raise pytest.UsageError(f"--arena-questions: question file not found: {file}")
-    return files
-
-
-def _cache_dir(config: pytest.Config) -> Path | None:
-    cache = getattr(config, "cache", None)  # absent with -p no:cacheprovider
-    return cache.mkdir("arena") if cache is not None else None
-
-
-class _Log:
-    """Progress lines on the terminal, visible even while pytest captures output."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-
-    def __call__(self, message: str) -> None:
-        worker = getattr(self.config, "workerinput", None)
-        # An xdist worker's terminal goes nowhere, but its stderr reaches the controller's.
-        reporter = None if worker else self.config.pluginmanager.get_plugin("terminalreporter")
-        line = f"arena [{worker['workerid']}]: {message}" if worker else f"arena: {message}"
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-            if reporter is None:
-                print(line, file=sys.stderr, flush=True)
-            else:
-                reporter.write_line(line)
 
 
 class ArenaHooks:
@@ -181,7 +101,7 @@ class ArenaHooks:
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         from . import answer_checks
-        from .plan import gate_id
+        from .matches import gate_id
 
         # One marker object per model, shared by its items (20,000 items would build 40,000 otherwise).
         marks = {name: pytest.mark.arena_model(name=name) for name in self._arena.participants}
@@ -291,7 +211,7 @@ class ArenaHooks:
                 return
             if not self._arena.prepared or not self._arena.role.reports:  # under xdist the controller reports
                 return
-            self.written = self._arena.write_report(stopped=str(stopped) if stopped else None)
+            self.written = self._arena.write_outputs(stopped=str(stopped) if stopped else None)
             every_item_ran = self._arena.role.whole_run_here and all(i.nodeid in self._ran for i in session.items)
             if exitstatus == pytest.ExitCode.INTERRUPTED and session.testsfailed and every_item_ran:
                 # --sw stops at a failure; at the last item (a gate) nothing was left to run: a failed run.
@@ -308,11 +228,11 @@ class ArenaHooks:
         if not self._arena.prepared:  # nothing ran: --collect-only, or no arena item selected
             return
         terminalreporter.section("arena")
-        for line in self._arena.report().lines(self.written):
+        for line in self._arena.outputs().lines(self.written):
             terminalreporter.write_line(line)
 
 
 def _kind(match) -> str:
-    from .plan import Scoring
+    from .matches import Scoring
 
     return "scoring" if isinstance(match, Scoring) else "battle"

@@ -9,7 +9,7 @@ from pathlib import Path
 from .config import ArenaConfig
 from .errors import ArenaConfigError
 from .questions import Question, load_questions
-from .store import read_jsonl
+from .record_files import read_jsonl
 
 
 def load_question_sets(config: ArenaConfig, files: list[Path] | None, limit: int | None):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ArenaDataError, excerpt
-from .store import json_lines
+from .record_files import json_lines
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .openai_chat import ChatCallError, ThreadClients
+from .server_url import same_servers
 
 T = TypeVar("T")
 
@@ -50,6 +51,9 @@ class ReplicaSet:
                  cooldown_s: float = COOLDOWN_S, clock: Callable[[], float] = time.monotonic):
         if not urls:
             raise ValueError("a replica set needs at least one URL")
+        twice = same_servers(urls)
+        if twice is not None:  # (the config refuses it first: a server listed twice would take two shares)
+            raise ValueError(f"replicas {twice[0] + 1} and {twice[1] + 1} name the same server")
         self._clock = clock
         self._cooldown_s = cooldown_s
         self._lock = threading.Lock()

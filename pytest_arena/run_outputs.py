@@ -1,8 +1,10 @@
-"""The report writer: everything a finished run shows and writes, in one place.
+"""The run's outputs: everything a finished run shows and writes, in one place.
 
-``RunReport(session).lines(written)`` are the terminal summary's lines (the rating table, one per
-question set, the judge's and each API candidate's counters, the models loaded, what was written);
-``write(stopped)`` writes the rating CSV, per-set CSV, plot, step summary and baseline.
+``RunOutputs(plan, results, facts).lines(written)`` are the terminal summary's lines (the rating table,
+one per question set, the judge's and each API candidate's counters, the models loaded, what was
+written); ``write(stopped)`` writes the rating CSV (the report), per-set CSV, plot, battle browser,
+step summary and baseline. It takes what it shows as arguments: the plan, the results (ratings, gates,
+flips, judgments) and the facts of the run (``RunFacts``), never the session.
 
 A whole run (every selected battle's item ran and took its verdict) writes the report; a run that
 stopped early (-x, --maxfail, --sw) or whose items did not all run writes the ``.subset`` report
@@ -15,45 +17,71 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from .evalscope.stages import stage_line
+from .file_names import flips_file, plot_file, sets_report, subset_report, turns_report, verdicts_file
 
 
-class RunReport:
-    def __init__(self, arena):
-        self.arena = arena  # the ArenaSession
+@dataclass(frozen=True)
+class RunFacts:
+    """What the report writer needs to know of the run besides its plan and its results."""
+
+    subset: bool  # a -k/-m selection or a --arena-limit run: part of the arena only
+    limit: int | None  # --arena-limit
+    items_ran: tuple[int, int]  # selected matches whose item took its verdict, of how many
+    gates: list  # the selected gates, in config order
+    counters: object | None  # the judge's (None: nothing judged)
+    served: dict  # API candidates' counters
+    models_loaded: list[str]
+    previous: object | None = None  # the --arena-baseline report's table
+    baseline_report: Path | None = None
+    update_baseline: bool = False
+
+
+class RunOutputs:
+    """Everything a finished run shows (``lines``) and writes (``write``), from its plan, its results and
+    the facts of the run."""
+
+    def __init__(self, plan, results, run: RunFacts):
+        self.plan = plan
+        self.results = results
+        self.run = run
+        self.config = plan.config
+
+    def ratings(self):
+        return self.results.ratings(subset=self.run.subset)
 
     # ---------------------------------------------------------------------------------------------
     # The terminal
 
     def lines(self, written: list[str]) -> list[str]:
         """The terminal summary's lines (the plugin puts them under an ``arena`` section)."""
-        from .report import format_table
+        from .rating_table import format_table
 
-        arena, lines = self.arena, []
-        table = arena.ratings()
-        if table is not None and arena.config.rating.enable:  # (reviews only: no ratings shown)
-            lines += format_table(table, arena.previous)
-            for name, set_table in arena.set_tables().items():
+        plan, run, lines = self.plan, self.run, []
+        table = self.ratings()
+        if table is not None and self.config.rating.enable:  # (reviews only: no ratings shown)
+            lines += format_table(table, run.previous)
+            for name, set_table in self.results.set_tables().items():
                 lines.append(f"question set {name}:")
                 lines += [f"  {line}" for line in format_table(set_table)]
-            lines += _turn_lines(arena.results.turn_table())  # judge_turns each: turn 1, turn 2, the average
-            lines += _metric_lines(arena)  # rating_gen.metrics: EvalScope's tables
-        elif table is None and arena.config.review.enable:
+            lines += _turn_lines(self.results.turn_table())  # judge_turns each: turn 1, turn 2, the average
+            lines += _metric_lines(self)  # rating_gen.metrics: EvalScope's tables
+        elif table is None and self.config.review.enable:
             lines.append("no judged battles: no ratings and no report")
-        stage = stage_line(arena.config, arena.rating_only)  # answers, reviews or rating only: said, never silent
+        stage = stage_line(self.config, plan.rating_only)  # answers, reviews or rating only: said, never silent
         if stage:
             lines.append(stage)
-        if arena.is_limited:
-            lines.append(f"limited run: the first {arena.limit} questions of each question set")
-        counters = arena.counters
-        if counters is not None:
-            lines += judge_summary(counters, arena.config.review.judge)
-        served = arena.served_counters
-        lines += [served_summary(name, served_counters) for name, served_counters in served.items()]
-        asked = any(c.requests for c in served.values())
-        loaded = ", ".join(arena.models_loaded) or ("none" if asked else "none (all answers cached)")
-        if not arena.rating_only:  # (rating only loads nothing and reads no answer)
+        if plan.is_limited:
+            lines.append(f"limited run: the first {run.limit} questions of each question set")
+        if run.counters is not None:
+            lines += judge_summary(run.counters, self.config.review.judge)
+        lines += [served_summary(name, served_counters) for name, served_counters in run.served.items()]
+        asked = any(c.requests for c in run.served.values())
+        loaded = ", ".join(run.models_loaded) or ("none" if asked else "none (all answers cached)")
+        if not plan.rating_only:  # (rating only loads nothing and reads no answer)
             lines.append(f"models loaded: {loaded}")
         return lines + list(written)
 
@@ -62,105 +90,115 @@ class RunReport:
 
     def partial_reason(self, stopped: str | None) -> str | None:
         """Why the run is not whole, in a few words; None for a whole run."""
-        ran, total = self.arena.items_ran()
+        ran, total = self.run.items_ran
         if ran == total:
             return None
-        return f"{stopped or 'not every item ran'}; {ran} of {total} {self.arena.match_kind} ran"
+        return f"{stopped or 'not every item ran'}; {ran} of {total} {self.plan.match_kind} ran"
+
+    def report_path(self, partial: bool = False) -> Path:
+        """The rating CSV this run writes: the report, or for part of the arena its ``.subset`` report."""
+        path = self.config.rating.report_file
+        return subset_report(path) if self.run.subset or partial else path
 
     def write(self, stopped: str | None = None) -> list[str]:
         """Write the report, per-set report, plot, baseline and step summary; say what was written."""
-        arena = self.arena
-        table = arena.ratings()
+        run = self.run
+        table = self.ratings()
         if table is None:
             return []
-        if not arena.config.rating.enable:  # reviews only: the review file is the result
-            return [f"reviews: {arena.config.review.review_file}"]
-        from .report import markdown_summary, write_csv, write_plot
+        if not self.config.rating.enable:  # reviews only: the review file is the result
+            return [f"reviews: {self.config.review.review_file}"]
+        from .rating_table import markdown_summary, write_csv, write_plot
 
         partial = self.partial_reason(stopped)
         if partial:
             table = dataclasses.replace(table, subset=True)
-        path = arena.report_path(partial=partial is not None)
+        path = self.report_path(partial=partial is not None)
         write_csv(table.frame, path)
         if partial:
             written = [f"partial run ({partial}): report: {path}; the full report and the baseline are left as they were"]
         else:
-            what = "a limited run (--arena-limit)" if arena.is_limited else "a subset run"
-            written = [f"report: {path}" + (f" ({what}: the full report is left as it was)" if arena.is_subset else "")]
+            what = "a limited run (--arena-limit)" if self.plan.is_limited else "a subset run"
+            written = [f"report: {path}" + (f" ({what}: the full report is left as it was)" if run.subset else "")]
         written += self._write_sets(path)
-        written += _write_metric_tables(self.arena, path)
-        written += _write_turns(arena.results.turn_table(), path)
+        written += _write_metric_tables(self, path)
+        written += _write_turns(self.results.turn_table(), path)
         written += self._write_flips(path)
-        plot = path.with_suffix(".png")
+        plot = plot_file(path)
         plotted = write_plot(table, plot)
         if plotted:
             written.append(f"plot: {plot}")
         else:
             written.append("plot: pip install 'pytest-arena[plot]' (matplotlib) for a PNG of the ratings")
         written.append(self._write_page(path, table, plot if plotted else None, partial))
-        if arena.update_baseline and arena.baseline_report is not None and not partial:
-            if arena.is_subset:
-                written.append(f"baseline: not updated from a subset run ({arena.baseline_report})")
-            else:
-                from .flips import verdicts_path, write_verdicts
-
-                # The verdicts first: whoever reads the new baseline CSV finds the verdicts that made it.
-                verdicts = verdicts_path(arena.baseline_report)
-                write_verdicts(verdicts, arena.judgments(), arena.config.review.review_file)
-                write_csv(table.frame, arena.baseline_report)
-                written += [f"baseline: updated {arena.baseline_report}", f"baseline verdicts: {verdicts}"]
+        if run.update_baseline and run.baseline_report is not None and not partial:
+            written += self._write_baseline(table)
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary:
             with open(step_summary, "a", encoding="utf-8") as handle:
-                handle.write(markdown_summary(table, arena.results.gates_in_order(arena.gates), arena.previous))
+                handle.write(markdown_summary(table, self.results.gates_in_order(run.gates), run.previous))
             written.append("step summary: appended to $GITHUB_STEP_SUMMARY")
         return written
 
-    def _write_flips(self, path) -> list[str]:
-        from .flips import flips_csv_path, run_flips, write_flips_csv
+    def _write_baseline(self, table) -> list[str]:
+        baseline = self.run.baseline_report
+        if self.run.subset:
+            return [f"baseline: not updated from a subset run ({baseline})"]
+        from .flips import write_verdicts
+        from .rating_table import write_csv
 
-        flips_path = flips_csv_path(path)
-        return [f"flips: {flips_path}"] if write_flips_csv(flips_path, run_flips(self.arena)) else []
+        # The verdicts first: whoever reads the new baseline CSV finds the verdicts that made it.
+        verdicts = verdicts_file(baseline)
+        write_verdicts(verdicts, self.results.judgments())
+        write_csv(table.frame, baseline)
+        return [f"baseline: updated {baseline}", f"baseline verdicts: {verdicts}"]
+
+    def _write_flips(self, path) -> list[str]:
+        from .flips import write_flips_csv
+
+        flips_path = flips_file(path)
+        return [f"flips: {flips_path}"] if write_flips_csv(flips_path, self.results.flips_in_order(self.run.gates)) else []
 
     def _write_page(self, path, table, plot, partial: str | None) -> str:
-        """The battle browser beside the report (``html_report``): a partial run's beside its subset report."""
-        from .html_report import write_page
+        """The battle browser beside the report (``battle_browser``): a partial run's beside its subset report."""
+        from .battle_browser import write_page
 
-        page = write_page(self.arena, path, table, plot=plot, partial=partial)
+        page = write_page(self, path, table, plot=plot, partial=partial)
         return f"battle browser: {page}"
 
     def _write_sets(self, path) -> list[str]:
-        sets = self.arena.set_tables()
+        sets = self.results.set_tables()
         if not sets:
             return []
         import pandas as pd
 
-        from .report import write_csv
+        from .rating_table import write_csv
 
         by_set = pd.concat([t.frame.assign(Question_Set=name) for name, t in sets.items()], ignore_index=True)
         by_set = by_set[["Question_Set", *[c for c in by_set.columns if c != "Question_Set"]]]
-        sets_path = path.with_name(f"{path.stem}.sets{path.suffix}")
+        sets_path = sets_report(path)
         write_csv(by_set, sets_path)
         return [f"per-set report: {sets_path}"]
 
 
-def _metric_tables(arena) -> dict:
+def _metric_tables(outputs: RunOutputs) -> dict:
     """``rating_gen.metrics``' tables (evalscope/tables.py), over the run's judgments."""
     from .evalscope.tables import metric_tables
 
-    return metric_tables(arena.config, arena.judgments(), arena.baseline or arena.config.rating.baseline_model)
+    config = outputs.config
+    return metric_tables(config, outputs.results.judgments(), outputs.plan.baseline or config.rating.baseline_model)
 
 
-def _metric_lines(arena) -> list[str]:
+def _metric_lines(outputs: RunOutputs) -> list[str]:
     from .evalscope.tables import table_lines
 
-    return table_lines(_metric_tables(arena))
+    return table_lines(_metric_tables(outputs))
 
 
-def _write_metric_tables(arena, report_path) -> list[str]:
+def _write_metric_tables(outputs: RunOutputs, report_path) -> list[str]:
     from .evalscope.tables import write_tables
 
-    return write_tables(_metric_tables(arena), report_path)
+    return write_tables(_metric_tables(outputs), report_path)
 
 
 def _turn_lines(frame) -> list[str]:
@@ -171,7 +209,6 @@ def _turn_lines(frame) -> list[str]:
 
 def _write_turns(frame, report_path) -> list[str]:
     """The per-turn tables beside the report (``<report>.turns.csv``), when the arena was judged per turn."""
-    from .paths import turns_report
     from .turn_tables import write_turn_csv
 
     return write_turn_csv(frame, turns_report(report_path))

@@ -1,15 +1,16 @@
 """``ArenaSession``: the state of one arena run, which the pytest plugin holds and delegates to.
 
 It is plain Python: build it from a config, ``select`` what should run, ``prepare`` the answers and
-judgments, then ask for ``judgment``s, ``gate_result``s and the report. Each job has its own room,
+judgments, then ask for ``judgment``s, ``gate_result``s and the outputs. Each job has its own room,
 and the session only wires them together:
 
-- ``plan.ArenaPlan``: the questions, participants, matches and gates (built from the config);
+- ``plan.ArenaPlan``: the questions, participants, matches and gates (``plan.build_plan``: from the
+  config, or in a rating-only run from the review file, whose verdicts it brings);
 - ``validation``: every check, before anything loads (``check_plan`` here, ``preflight``,
   ``check_credentials``);
 - ``arena_runner.ArenaRunner``: answers and judgments (backends from ``backends``);
-- ``results.ArenaResults``: ratings and gate results; ``run_outputs.RunReport``: the terminal lines and
-  the files written;
+- ``results.ArenaResults``: ratings, gate results and flips; ``run_outputs.RunOutputs``: the terminal
+  lines and the files written, over the plan, the results and the facts of the run (``RunFacts``);
 - ``distributed``: the process's role under pytest-xdist (``Alone`` otherwise).
 """
 
@@ -22,10 +23,11 @@ from . import validation
 from .arena_runner import ArenaRunner, Match
 from .config import ArenaConfig, GateSpec, load_config
 from .distributed import Alone
-from .evalscope.reviews import build_plan, settle
+from .file_names import flips_file
 from .generation.fingerprint import DigestMemo
-from .judging.runner import Judgment
-from .plan import gate_id
+from .judging.judgment import Judgment
+from .matches import gate_id
+from .plan import build_plan
 from .results import ArenaResults
 
 
@@ -39,12 +41,11 @@ class ArenaSession:
         self.baseline_report = Path(baseline_report) if baseline_report else None
         self.update_baseline = update_baseline
         self.previous = None  # the baseline report's table, read in preflight
-        self.flips: dict[str, list] = {}  # failed max_drop/beats gate ID -> its evidence (flips.py)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         memo = DigestMemo(self.cache_dir / "fingerprints.json" if self.cache_dir else None)
         # Rating only (EvalScope's stage flags): the review file's verdicts make the plan, one match each.
-        self.plan, recorded = build_plan(config, question_files, limit, memo, log)
-        self.rating_only = bool(recorded)
+        self.plan = build_plan(config, question_files, limit, memo, log)
+        self.rating_only = self.plan.rating_only
         validation.check_plan(self.plan)
         self.mode = self.plan.mode
         self.questions = self.plan.questions
@@ -54,7 +55,6 @@ class ArenaSession:
         self.matches = self.plan.matches
         self.gates = list(self.plan.gates)
         self.runner = ArenaRunner(self.plan, Alone(), self.cache_dir, memo, log)
-        settle(self.runner, recorded)
         self.results = ArenaResults(self.plan, self.runner)
         self._selected: list[Match] = list(self.matches)
 
@@ -171,9 +171,8 @@ class ArenaSession:
             return None
         if self.role.prepares:  # (the xdist controller has every verdict before its scheduler sends a gate)
             self.runner.await_all()
-        from .flips import explain
-
-        return explain(self, gate, self.results.gate_result(gate, self.ratings(), self.previous))
+        flips_csv = flips_file(self.outputs().report_path())
+        return self.results.gate_result(gate, self.ratings(), self.previous, self.baseline_report, flips_csv)
 
     @property
     def gate_results(self) -> dict:
@@ -184,21 +183,21 @@ class ArenaSession:
         stopped early (-x, --maxfail, --sw) or an item did not run (an error in its setup, a skip)."""
         return sum(m.id in self.runner.reported for m in self._selected), len(self._selected)
 
-    def report_path(self, partial: bool = False) -> Path:
-        path = self.config.rating.report_file
-        # A -k run rates only part of the arena; it must not pass for the full report.
-        return path.with_name(f"{path.stem}.subset{path.suffix}") if self.is_subset or partial else path
+    def outputs(self):
+        """The run's outputs (``lines`` for the terminal, ``write`` for the files), over its plan, its
+        results and the facts of the run."""
+        from .run_outputs import RunFacts, RunOutputs
 
-    def report(self):
-        """The report writer over this run (``lines`` for the terminal, ``write`` for the files)."""
-        from .run_outputs import RunReport
+        facts = RunFacts(subset=self.is_subset, limit=self.limit, items_ran=self.items_ran(), gates=self.gates,
+                         counters=self.counters, served=self.served_counters, models_loaded=self.models_loaded,
+                         previous=self.previous, baseline_report=self.baseline_report,
+                         update_baseline=self.update_baseline)
+        return RunOutputs(self.plan, self.results, facts)
 
-        return RunReport(self)
-
-    def write_report(self, stopped: str | None = None) -> list[str]:
-        """Write the report (and the plot, the step summary, the updated baseline); say what was written.
-        ``stopped``: why pytest stopped early, if it did."""
-        return self.report().write(stopped)
+    def write_outputs(self, stopped: str | None = None) -> list[str]:
+        """Write the report (and the plot, the battle browser, the step summary, the updated baseline);
+        say what was written. ``stopped``: why pytest stopped early, if it did."""
+        return self.outputs().write(stopped)
 
     def close(self) -> None:
         self.runner.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .rating import record_counts
-from .report import battles_frame, best_first, game_count, write_csv
+from .rating_table import battles_frame, best_first, game_count, write_csv
 
 AVERAGE = "average"
 SCORE_COLUMNS = ["Turn", "Model", "Score", "Scores"]
@@ -101,7 +101,7 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def write_turn_csv(frame: pd.DataFrame | None, path: Path) -> list[str]:
-    """Write the tables to ``path`` (``paths.turns_report`` of the report); say what was written."""
+    """Write the tables to ``path`` (``file_names.turns_report`` of the report); say what was written."""
     if frame is None:
         return []
     write_csv(frame, path)

@@ -21,8 +21,9 @@ from .generation.answer_formats import read_answer_records
 from .generation.answers import ModelAnswers
 from .judging.templates import TurnsNotCovered, choose_template
 from .judging.turns import judged_turns, up_to_turn
-from .plan import ArenaPlan, ambiguous_names, ambiguous_questions, describe, shared_ids
-from .store import read_jsonl
+from .plan import ArenaPlan
+from .matches import ambiguous_names, ambiguous_questions, describe, shared_ids
+from .record_files import read_jsonl
 
 
 def check_plan(plan: ArenaPlan) -> None:
@@ -184,7 +185,7 @@ def _check_gates(plan: ArenaPlan, baseline_report: Path | None, update_baseline:
 
 def read_previous_report(config_path, baseline_report: Path | None, update_baseline: bool, log: Callable[[str], None]):
     """The previous run's table (--arena-baseline); None when this run is the one to write it."""
-    from .report import read_previous
+    from .rating_table import read_previous
 
     if baseline_report is None:
         raise ArenaConfigError(config_path, "gates", "a max_drop gate needs the previous report: pass --arena-baseline PATH")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling
 
-from .plan import blocks
+from .matches import blocks
 
 GATES = "arena-gates"
 

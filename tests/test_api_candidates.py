@@ -14,7 +14,8 @@ from support.judge_server import Fault, JudgeServer, by_model, candidate_answer,
 
 from pytest_arena.config import ApiEndpoint, ModelSpec
 from pytest_arena.generation.answers import ModelAnswers
-from pytest_arena.generation.api_backend import ServedModel, public_url
+from pytest_arena.generation.api_backend import ServedModel
+from pytest_arena.redact import public_url
 from pytest_arena.generation.fingerprint import DigestMemo
 from pytest_arena.questions import Question
 

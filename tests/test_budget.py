@@ -5,13 +5,21 @@ and a run never makes more than max_calls (its xdist workers together)."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import threading
+from types import SimpleNamespace
 
 import pandas as pd  # noqa: F401 - several in-process pytester arenas in one module (COMMON.md)
 import pytest
 from support.arena_project import fixed_answers_config
+from support.judge_server import per_character
+
+from pytest_arena.spend import CHAT_OVERHEAD_TOKENS, CallLimit, Tokens, prompt_bound, worst_case
 
 REVIEWS = "reviews/review_gpt4.jsonl"
 PRICES = {"prompt_cost_per_1m": 10.0, "completion_cost_per_1m": 30.0}
+PRICE_PAIR = (PRICES["prompt_cost_per_1m"], PRICES["completion_cost_per_1m"])
 
 
 def arena(project, questions: int = 4, **review):
@@ -141,7 +149,7 @@ def test_a_local_judge_counts_prompt_tokens_with_its_tokenizer(arena_project, ti
     assert "loading local model" not in result.stdout.str() + result.stderr.str()
 
 
-def unreadable_first_reply(project):
+def unreadable_first_reply(project, first_reply: str = "I cannot decide."):
     """The loopback judge answers each prompt first with a reply no parser reads, then with a verdict:
     every battle needs two calls (reask_unparseable), where the check before the first call counts one."""
     seen = set()
@@ -150,7 +158,7 @@ def unreadable_first_reply(project):
         key = str(body["messages"])
         first = key not in seen
         seen.add(key)
-        return "I cannot decide." if first else "[[A]]"
+        return first_reply if first else "[[A]]"
 
     project.server.reply = reply
 
@@ -193,3 +201,237 @@ def test_a_run_without_a_budget_keeps_no_call_count(arena_project):
         "--arena-config", str(arena_project.root / "cfg_arena.yaml"), "-n", "2")
     assert result.ret == 0 and arena_project.server.request_count == 2
     assert sorted(p.name for p in (arena_project.root / "reviews").iterdir()) == ["review_gpt4.jsonl"]
+
+
+# -------------------------------------------------------------------------------------------------
+# max_cost as a bound during the run (pytest_arena/spend.py): the estimate before the first call can be
+# low; the spend the replies report, with each call's worst case reserved before it is made, never passes
+# max_cost. Each test first runs the arena without a bound (a max_cost no run reaches) to learn what the
+# judge reports (U) and what the estimate said (E), then bounds a fresh run half way between the two.
+
+CJK = "春眠不觉晓处处闻啼鸟夜来风雨声花落知多少"
+COST_REFUSAL = "not asked: the judge budget (reviews_gen.max_cost "
+ESTIMATE = re.compile(r"arena: judge budget: .*estimated cost ([0-9.]+); within max_cost")
+SPENT = re.compile(r"has no room for this call: ([0-9.e-]+) spent, and it may cost up to ([0-9.e-]+)")
+
+
+def quarter_characters(text: str) -> int:
+    """The server's count where characters / 4 is right: the estimate is then low by the re-asks alone."""
+    return -(-len(text) // 4)
+
+
+def cjk_arena(project, questions: int, **judge_args) -> dict:
+    """Questions and answers in Chinese: every battle's prompt is mostly CJK characters."""
+    config = fixed_answers_config(project, questions, {"long": 6, "short": 2}, max_tokens=100, **PRICES, **judge_args)
+    with open(project.root / "questions.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(1, questions + 1):
+            handle.write(json.dumps({"question_id": i, "text": f"第{i}题：{CJK}", "category": "writing"},
+                                    ensure_ascii=False) + "\n")
+    for name, repeat in (("long", 8), ("short", 2)):
+        with open(project.root / "answers" / f"answer_{name}.jsonl", "w", encoding="utf-8") as handle:
+            for i in range(1, questions + 1):
+                handle.write(json.dumps({"question_id": i, "model_id": name, "answer": f"{i}" + CJK * repeat},
+                                        ensure_ascii=False) + "\n")
+    return config
+
+
+def reported_cost(server) -> float:
+    """What the judge billed, by its own account: the usage of every reply it sent, at PRICES."""
+    return sum(p * PRICES["prompt_cost_per_1m"] + c * PRICES["completion_cost_per_1m"]
+               for p, c in server.usage_reported) / 1e6
+
+
+def unbounded_then_bounded(project, config: dict, *args: str, script=lambda: None):
+    """Run with a max_cost no run reaches (the estimate E printed, the judge's report U), then afresh
+    with max_cost half way between: returns (E, U, max_cost, the bounded run's result). ``script`` sets
+    the judge's replies up before each run."""
+    script()
+    config["reviews_gen"]["max_cost"] = 1000.0
+    project.write(config)
+    first = project.run()
+    assert first.ret == 0, first.stdout.str()
+    estimate = float(ESTIMATE.search(first.stdout.str()).group(1))
+    full = reported_cost(project.server)
+    assert estimate < full, "the estimate is not low for this arena: nothing to show"
+    shutil.rmtree(project.root / "reviews")
+    project.server.reset_counters()
+    script()
+    config["reviews_gen"]["max_cost"] = round((estimate + full) / 2, 6)
+    project.write(config)
+    return estimate, full, config["reviews_gen"]["max_cost"], project.run(*args)
+
+
+def refusals(result) -> list[str]:
+    return [line for line in result.stdout.lines if line.startswith(COST_REFUSAL)]
+
+
+def test_cjk_prompts_stop_at_max_cost_where_characters_over_4_underestimate(arena_project):
+    """A token per CJK character, where the estimate guessed a quarter of one: the estimate passes, the
+    run spends no more than max_cost, and each battle that did not fit fails with the reason."""
+    arena_project.server.count_tokens = per_character
+    config = cjk_arena(arena_project, 6)
+    estimate, full, max_cost, result = unbounded_then_bounded(arena_project, config)
+
+    result.stdout.fnmatch_lines([f"arena: judge budget: *; within max_cost {max_cost:g}"])  # the estimate passed
+    assert reported_cost(arena_project.server) <= max_cost
+    outcomes = result.parseoutcomes()
+    refused = refusals(result)
+    assert refused and outcomes["failed"] == len(refused) and outcomes["passed"] + len(refused) == 6
+    assert arena_project.server.request_count == outcomes["passed"]  # a refused call was never sent
+    assert result.ret == 1
+    # Refused only when the call's worst case did not fit beside what was spent (our record is the judge's).
+    spent, worst = map(float, SPENT.search(refused[-1]).groups())
+    assert spent == pytest.approx(reported_cost(arena_project.server), rel=1e-3)
+    assert spent + worst > max_cost
+    # Nothing refused was cached: a run with room asks exactly the battles that failed.
+    config["reviews_gen"]["max_cost"] = 1000.0
+    arena_project.write(config)
+    arena_project.server.reset_counters()
+    assert arena_project.run().ret == 0
+    assert arena_project.server.request_count == len(refused)
+
+
+def test_a_reasking_judge_stops_at_max_cost(arena_project):
+    """The estimate counts one call a battle; a judge whose first reply cannot be read makes each battle
+    two (reask_unparseable), and the re-asks are held to max_cost like the first calls."""
+    # A first reply that rambles to nearly max_tokens (100) without a verdict, as judges do.
+    def script():
+        unreadable_first_reply(arena_project, "I cannot decide. " + "Both answers have merit. " * 14)
+
+    arena_project.server.count_tokens = quarter_characters
+    config = fixed_answers_config(arena_project, 6, {"long": 6, "short": 2}, max_tokens=100, reask_unparseable=True,
+                                  **PRICES)
+    estimate, full, max_cost, result = unbounded_then_bounded(arena_project, config, "-v", script=script)
+
+    assert reported_cost(arena_project.server) <= max_cost
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] >= 1 and outcomes["failed"] + outcomes.get("passed", 0) == 6
+    assert len(refusals(result)) >= 1
+    assert arena_project.server.request_count < 12
+    result.stdout.fnmatch_lines(["judge: * re-asked*"])
+
+
+def test_max_cost_holds_across_xdist_workers(arena_project):
+    """Two workers, each judging its block, share one record of the spend: together they stay within max_cost."""
+    pytest.importorskip("xdist")
+    arena_project.server.count_tokens = per_character
+    config = cjk_arena(arena_project, 6)
+    arena_project.write(config)
+    estimate, full, max_cost, _ = unbounded_then_bounded(arena_project, config)
+    shutil.rmtree(arena_project.root / "reviews")
+    arena_project.server.reset_counters()
+    result = arena_project.pytester.runpytest_subprocess(
+        "--arena-config", str(arena_project.root / "cfg_arena.yaml"), "-n", "2")
+
+    assert reported_cost(arena_project.server) <= max_cost
+    outcomes = result.parseoutcomes()
+    refused = refusals(result)
+    assert refused and outcomes["failed"] == len(refused) and outcomes.get("passed", 0) + len(refused) == 6
+    assert arena_project.server.request_count == outcomes.get("passed", 0)
+    assert not (arena_project.root / (REVIEWS + ".calls.json")).exists()  # the run's record went with it
+
+
+def test_replies_without_usage_are_counted_at_their_worst_case(arena_project):
+    """A server that reports no usage: each call counts as its reservation (the prompt's UTF-8 bytes + the
+    chat overhead, and max_tokens), so max_cost still bounds the run, by the most its calls could have cost.
+    Room for two and a half worst cases: two calls are made, the other two battles fail with the reason."""
+    arena_project.server.report_usage = False
+    config = fixed_answers_config(arena_project, 4, {"long": 6, "short": 2}, max_tokens=100, **PRICES)
+    config["reviews_gen"]["max_cost"] = 1000.0
+    arena_project.write(config)
+    assert arena_project.run().ret == 0
+    worst = max(Tokens(prompt_bound(*system_and_prompt(body)), 100).cost(PRICE_PAIR)
+                for body in arena_project.server.requests)
+    shutil.rmtree(arena_project.root / "reviews")
+    arena_project.server.reset_counters()
+    config["reviews_gen"]["max_cost"] = round(2.5 * worst, 6)
+    arena_project.write(config)
+    result = arena_project.run()
+    result.stdout.fnmatch_lines(["arena: judge budget: *; within max_cost *"])  # the estimate passed
+    assert arena_project.server.request_count == 2
+    assert result.parseoutcomes()["failed"] == 2 == len(refusals(result))
+
+
+def test_a_server_counting_past_the_worst_case_is_counted_as_reported_and_said(arena_project):
+    """No tokenizer we know makes more tokens than bytes; a server that says it did is believed (its bill),
+    and the run says once that max_cost then holds only as far as such counts go."""
+    arena_project.server.count_tokens = lambda text: 2 * len(text.encode("utf-8")) + 300
+    config = fixed_answers_config(arena_project, 3, {"long": 6, "short": 2}, max_tokens=100, **PRICES)
+    config["reviews_gen"]["max_cost"] = 1000.0
+    arena_project.write(config)
+    result = arena_project.run()
+    assert result.ret == 0
+    said = [line for line in result.stdout.lines if "judge budget: a reply reported" in line]
+    assert len(said) == 1 and "counted as reported" in said[0] and "reviews_gen.max_cost holds only" in said[0]
+    prompt, completion = map(sum, zip(*arena_project.server.usage_reported))
+    result.stdout.fnmatch_lines([f"judge: 3 calls, *; {prompt} prompt + {completion} completion tokens; *"])
+
+
+def system_and_prompt(request_body: dict) -> tuple[str | None, str]:
+    messages = {m["role"]: m["content"] for m in request_body["messages"]}
+    return messages.get("system"), messages["user"]
+
+
+# -------------------------------------------------------------------------------------------------
+# The worst case itself (spend.py), and the bound without pytest
+
+
+def test_the_worst_case_holds_for_a_real_byte_level_tokenizer(tiny_models):
+    """The tiny judges' byte-level BPE, trained on English, makes three tokens of each CJK character (12 times
+    characters / 4); the reservation (UTF-8 bytes + the chat overhead a message) is never below its count."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["tiny-a"])
+    for system, prompt in [(None, CJK * 20), ("You are a fair judge.", f"Compare: {CJK * 5} and 🙂 naïve text"),
+                           ("系统" * 50, "x")]:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+        rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        tokens = len(tokenizer(rendered)["input_ids"])  # (as the local judge counts its prompt)
+        assert tokens <= prompt_bound(system, prompt)
+        assert tokens > -(-len(f"{system}\n\n{prompt}" if system else prompt) // 4)  # where the estimate is low
+
+
+def test_a_call_limit_settles_at_the_usage_and_keeps_the_worst_case_of_a_failed_call():
+    call = SimpleNamespace(template=SimpleNamespace(system_prompt=None), prompt="汉" * 100, exchange=None)
+    worst = Tokens(300 + CHAT_OVERHEAD_TOKENS, 50)  # 3 UTF-8 bytes a character, and max_tokens
+    assert worst_case(call, 50) == worst
+    prices = (10.0, 30.0)
+    limit = CallLimit(None, max_cost=2 * worst.cost(prices), prices=prices, max_tokens=50)
+    first, second = limit.take(call), limit.take(call)  # room for two worst cases
+    assert first.refused is None and second.refused is None
+    second.settle(None)  # failed: what it cost is not seen, its worst case stays spent
+    first.settle(SimpleNamespace(prompt_tokens=100, completion_tokens=5))  # settled at its usage
+    first.settle(SimpleNamespace(prompt_tokens=1, completion_tokens=1))  # (once only)
+    # One worst case and 100 + 5 tokens spent, none in flight: another worst case does not fit, and waits for nothing.
+    spent = worst + Tokens(100, 5)
+    refused = limit.take(call).refused
+    assert refused == (f"not asked: the judge budget (reviews_gen.max_cost {2 * worst.cost(prices):g}) has no room "
+                       f"for this call: {spent.cost(prices):.4g} spent, and it may cost up to {worst.cost(prices):.4g}")
+    assert limit.made == 2
+    # max_calls is the other bound, with its own reason.
+    calls = CallLimit(1, max_cost=None, prices=prices, max_tokens=50)
+    calls.take(call).settle(None)
+    assert calls.take(call).refused == "not asked: the judge budget (reviews_gen.max_calls 1) is spent"
+
+
+def test_a_call_that_may_fit_waits_for_the_calls_in_flight():
+    """One call in flight holds its worst case; a second that would fit once the first settles at its usage
+    waits for it instead of being refused."""
+    call = SimpleNamespace(template=SimpleNamespace(system_prompt=None), prompt="p" * 100, exchange=None)
+    prices = (10.0, 30.0)
+    worst = worst_case(call, 50)
+    limit = CallLimit(None, max_cost=1.5 * worst.cost(prices), prices=prices, max_tokens=50)
+    first = limit.take(call)
+    granted = threading.Event()
+    holds = []
+
+    def second():
+        holds.append(limit.take(call))
+        granted.set()
+
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    assert not granted.wait(0.2)  # waiting, not refused
+    first.settle(SimpleNamespace(prompt_tokens=30, completion_tokens=5))
+    waiter.join(5)
+    assert granted.is_set() and holds[0].refused is None

@@ -1,6 +1,6 @@
 """The CI recipes shipped in examples/ci/: every pytest command in them is one pytest (with this plugin
-and pytest-html) accepts, the files they upload are the ones the commands write, and the README shows
-the GitHub workflow as shipped."""
+and pytest-html) accepts, the files they upload are the ones the commands write, docs/ci.md shows the
+GitHub workflow as shipped, and the README's short CI section shows its pytest commands."""
 
 from __future__ import annotations
 
@@ -105,8 +105,17 @@ def test_the_cache_is_keyed_by_the_config_and_saved_even_when_a_gate_fails():
     assert gitlab_cache["key"]["files"] == ["arena/cfg_arena.yaml"] and gitlab_cache["when"] == "always"
 
 
-def test_readme_shows_the_shipped_github_workflow():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Gate a fine-tune in CI"):]
+def test_the_ci_page_shows_the_shipped_github_workflow():
+    page = (ROOT / "docs" / "ci.md").read_text(encoding="utf-8")
+    section = page[page.index("# Gate a fine-tune in CI"):]
     blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
     assert blocks and blocks[0] == GITHUB.read_text()
+
+
+def test_the_readme_shows_the_shipped_workflows_pytest_commands_and_links_the_ci_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Gate a fine-tune in CI"):]
+    section = section[:section.index("\n## ")]
+    shown = pytest_commands(re.findall(r"```\n(.*?)```", section, flags=re.S))
+    assert len(shown) == 2 and shown == pytest_commands(github_scripts(yaml.safe_load(GITHUB.read_text())))
+    assert "(docs/ci.md)" in section

@@ -15,7 +15,7 @@ import yaml
 
 from pytest_arena.config import MAX_CONFIG_VALUES, load_config
 from pytest_arena.errors import ArenaConfigError, UnsupportedSetting, excerpt
-from pytest_arena.generation.settings import (
+from pytest_arena.config.generation import (
     RULES,
     check_context,
     check_generation_settings,
@@ -176,7 +176,7 @@ def test_every_named_sampling_setting_has_a_rule():
 def test_every_rule_names_a_setting_some_backend_takes():
     from transformers import GenerationConfig
 
-    from pytest_arena.generation.api_backend import API_SETTINGS
+    from pytest_arena.config.generation import API_SETTINGS
 
     known = set(GenerationConfig().to_dict()) | set(API_SETTINGS)
     assert set(RULES) <= known, sorted(set(RULES) - known)

@@ -196,8 +196,8 @@ def test_flips_are_per_question_and_turn_and_ignore_the_side_each_model_was_show
     """The baseline judged ``long`` vs ``short``; this run ``short`` vs ``long`` (the models' order changed),
     per turn. Each turn's verdict is compared with the same turn's, for the gate's model."""
     from pytest_arena.flips import changed_verdicts, verdict_records
-    from pytest_arena.judging.runner import Judgment
-    from pytest_arena.plan import Battle
+    from pytest_arena.judging.judgment import Judgment
+    from pytest_arena.matches import Battle
     from pytest_arena.questions import Question
 
     question = Question(question_id=7, turns=("first?", "second?"))

@@ -20,7 +20,7 @@ from pytest_arena.generation.answers import ModelAnswers
 from pytest_arena.generation.fingerprint import DigestMemo
 from pytest_arena.generation.transformers_backend import TransformersGenerator, generation_config_for
 from pytest_arena.questions import Question
-from pytest_arena.store import read_jsonl
+from pytest_arena.record_files import read_jsonl
 
 GREEDY = {"do_sample": False, "max_new_tokens": 8}
 PROMPTS = ["Hi", "What is the capital of France? Please answer in one short sentence.", "Write a poem about tea."]

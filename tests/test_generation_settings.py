@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_arena.errors import UnsupportedSetting
-from pytest_arena.generation.api_backend import chat_sampling
-from pytest_arena.generation.vllm_backend import sampling_kwargs
+from pytest_arena.config.generation import chat_sampling, sampling_kwargs
 
 
 @pytest.mark.parametrize("generation, temperature", [

@@ -191,6 +191,6 @@ def test_the_dependency_bounds_name_what_the_gpu_path_was_written_against():
     assert not core["transformers"].specifier.contains("4.55.9") and core["transformers"].specifier.contains("4.56.0")
     extras = {name: {r.name: r for r in map(Requirement, reqs)} for name, reqs in project["optional-dependencies"].items()}
     vllm = extras["vllm"]["vllm"].specifier
-    # One vLLM minor: its pins (torch==2.14.0, transformers<5.21) are the ones the README states.
+    # One vLLM minor: its pins (torch==2.14.0, transformers<5.21) are the ones docs/scaling.md states.
     assert vllm.contains("0.33.0") and not vllm.contains("0.34.0") and not vllm.contains("0.32.9")
     assert "accelerate" in extras["gpu"]

@@ -138,6 +138,7 @@ def test_a_run_of_tiny_models_writes_a_page_with_every_battle_its_answers_and_bo
     assert opened.page.get_attribute("#plot img", "src").startswith("data:image/png;base64,")
     opened.page.click("details[data-id='q002-tiny-a--vs--tiny-b'] > summary")
     body = opened.page.locator("details[data-id='q002-tiny-a--vs--tiny-b'] .body")
+    body.locator(".reply").nth(1).wait_for()  # the body is drawn on the toggle event, after the click returns
     sides = body.locator(".side .text").all_text_contents()
     assert sides[0] == answers[2]
     assert "Tell me about" in body.locator(".text").first.text_content()

@@ -15,8 +15,8 @@ import pytest
 import yaml
 from support.judge_server import constant, prompt_text
 
-from pytest_arena.judging.runner import Judgment
-from pytest_arena.plan import Battle
+from pytest_arena.judging.judgment import Judgment
+from pytest_arena.matches import Battle
 from pytest_arena.questions import Question
 
 QUESTIONS = [
@@ -326,6 +326,32 @@ def test_a_judgment_per_turn_travels_whole_to_the_xdist_controller():
     assert [(p.turn, p.winner, p.games) for p in back.turns] == [(1, "model_a", (("model_a", 1.0),)),
                                                                    (2, "tie", (("tie", 1.0),))]
     assert back.games == combined.games and back.winner == combined.winner
+
+
+def test_a_judgment_keeps_its_replies_when_it_travels_to_the_xdist_controller():
+    """The controller's judgments carry the judge's replies (text, cache key, order, verdict, template, turn):
+    the flips and the battle browser read them there, never the review file again."""
+    from pytest_arena.config import DEFAULT_TEMPLATES
+    from pytest_arena.judging.judgment import Call, CallResult
+    from pytest_arena.judging.parsers import parse_verdict
+    from pytest_arena.judging.templates import load_templates
+
+    template = next(t for t in load_templates(DEFAULT_TEMPLATES) if t.output_format == "[[A]]")
+    question = Question(1, ("a", "b"))
+    match = Battle(question, "x", "y", "q001-x--vs--y")
+    results = [tuple(CallResult(Call(template, f"prompt {turn} {order}", f"{turn}{order}" * 32, swapped=order == 1),
+                                text, parse_verdict("lmsys_parser", text, "[[A]]"), cached=order == 1)
+                     for order, text in enumerate(("Reasons. [[A]]", "Other reasons. [[B]]")))
+               for turn in (1, 2)]
+    parts = [Judgment(match, pair, winner="model_a", games=(("model_a", 1.0),), turn=turn)
+             for turn, pair in zip((1, 2), results)]
+    combined = Judgment.of_turns(match, parts)
+    back = Judgment.from_summary(match, json.loads(json.dumps(combined.summary())))
+    assert back.results == () and back.replies == combined.replies
+    assert [(r.turn, r.swapped, r.winner, r.cached, r.text) for r in back.replies] == [
+        (1, False, "model_a", False, "Reasons. [[A]]"), (1, True, "model_a", True, "Other reasons. [[B]]"),
+        (2, False, "model_a", False, "Reasons. [[A]]"), (2, True, "model_a", True, "Other reasons. [[B]]")]
+    assert {r.template for r in back.replies} == {template.name}
 
 
 def test_two_xdist_workers_give_the_same_per_turn_tables(arena_project):

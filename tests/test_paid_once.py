@@ -12,7 +12,7 @@ import pytest
 from support.arena_project import fixed_answers_config
 from test_reliability import spawn, wait_until
 
-from pytest_arena.store import read_jsonl
+from pytest_arena.record_files import read_jsonl
 
 REVIEWS = "reviews/review_gpt4.jsonl"
 
@@ -90,17 +90,29 @@ def test_identical_prompts_in_flight_are_sent_once(arena_project, mitigation):
     assert calls == (2 if mitigation is None else 3) * questions  # naive: 3 or 6 a question
     shared = 3 * questions * (1 if mitigation is None else 2) - calls
     assert f"judge: {calls} calls, {shared} from cache, 0 failed" in output, output
-    # The twins' battle and one of their battles against "short" are recorded; the other's calls
-    # were shared, as from the cache, like a reply stored by an earlier run.
+    # Every battle has its record; the battle whose calls were shared (as from the cache, like a reply
+    # stored by an earlier run) names them in shared_call and paid nothing (no usage).
     stored = read_jsonl(arena_project.root / REVIEWS)
-    assert len(stored) == 2 * questions
-    keys = [r[k] for r in stored for k in ("cache_key", "cache_key_1", "cache_key_2") if k in r]
+    assert sorted((r["question_id"], r["model_a"], r["model_b"]) for r in stored) == sorted(
+        (q, a, b) for q in range(1, questions + 1) for a, b in [("twin", "twin-copy"), ("twin", "short"),
+                                                                ("twin-copy", "short")])
+    suffixes = [""] if mitigation is None else ["_1", "_2"]
+    keys = [r[f"cache_key{s}"] for r in stored for s in suffixes]
     assert len(set(keys)) == calls
+    paid = [(r[f"cache_key{s}"], r[f"usage{s}"]) for r in stored for s in suffixes if f"shared_call{s}" not in r]
+    assert sorted(key for key, _ in paid) == sorted(set(keys))  # each call's usage on exactly one record
+    assert all(usage and usage["prompt_tokens"] > 0 for _, usage in paid)
+    for record in stored:
+        for s in suffixes:
+            if f"shared_call{s}" in record:
+                assert record[f"shared_call{s}"] == record[f"cache_key{s}"] and record[f"usage{s}"] is None
+    before = (arena_project.root / REVIEWS).read_bytes()
 
     rerun = spawn(arena_project, path)  # the review file is a complete cache
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0 and f"{3 * questions} passed" in output, output
     assert arena_project.server.request_count == calls
+    assert (arena_project.root / REVIEWS).read_bytes() == before  # every verdict on file: nothing written
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")

@@ -19,7 +19,8 @@ from support.arena_project import fixed_answers_config
 
 from pytest_arena.config import load_config
 from pytest_arena.errors import ArenaConfigError
-from pytest_arena.paths import first_problem, report_files, run_roles
+from pytest_arena.file_names import files_beside
+from pytest_arena.paths import first_problem, run_roles
 from pytest_arena.session import ArenaSession
 
 JUDGE_URL = "http://127.0.0.1:9/v1"  # never called: these tests stop before any judge call
@@ -103,9 +104,11 @@ def test_files_written_beside_the_report_collide_too(tmp_path):
     problem = problem_of(project(tmp_path, reviews_gen__reference_file="reports/elo.subset.csv"))
     assert problem is not None and problem.where == "rating_gen.report_file"
     assert "elo.subset.csv is also reviews_gen.reference_file" in problem.problem
-    assert [p.name for p in report_files(Path("r/elo.csv"))] == [
+    assert [p.name for p in files_beside(Path("r/elo.csv"), metrics=("elo", "bt"))] == [
         "elo.csv", "elo.sets.csv", "elo.png", "elo.turns.csv", "elo.html",
-        "elo.subset.csv", "elo.subset.sets.csv", "elo.subset.png", "elo.subset.turns.csv", "elo.subset.html"]
+        "elo.subset.csv", "elo.subset.sets.csv", "elo.subset.png", "elo.subset.turns.csv", "elo.subset.html",
+        "elo.flips.csv", "elo.subset.flips.csv", "elo.elo.csv", "elo.subset.elo.csv",
+        "elo.audit.csv", "elo.subset.audit.csv"]
 
 
 def test_a_symlink_or_a_hard_link_to_an_input_is_the_same_file(tmp_path):

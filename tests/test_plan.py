@@ -8,8 +8,7 @@ import pytest
 from _pytest.mark.expression import Expression
 
 from pytest_arena.config import GateSpec
-from pytest_arena.plan import (VS, ambiguous_names, describe, gate_id, plan_pairwise, plan_single, safe_name,
-                               shared_ids)
+from pytest_arena.matches import VS, ambiguous_names, describe, gate_id, plan_pairwise, plan_single, safe_name, shared_ids
 from pytest_arena.questions import Question
 
 ODD_NAMES = [

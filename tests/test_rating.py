@@ -554,7 +554,7 @@ def test_rating_module_does_not_import_pytest():
 
 def test_table_notes_a_perfect_record_whose_gap_has_no_finite_estimate():
     from pytest_arena.config import RatingSpec
-    from pytest_arena.report import format_table, markdown_summary
+    from pytest_arena.rating_table import format_table, markdown_summary
 
     spec = RatingSpec(metrics=("bt",), bootstrap_rounds=50, seed=0)
     swept = report_table(table([("good", "bad", "model_a")] * 6 + [("bad", "good", "model_b")] * 6), spec)
@@ -567,6 +567,6 @@ def test_table_notes_a_perfect_record_whose_gap_has_no_finite_estimate():
 
 
 def report_table(battles, spec):
-    from pytest_arena.report import battle_table
+    from pytest_arena.rating_table import battle_table
 
     return battle_table(battles, ["good", "bad"], spec)

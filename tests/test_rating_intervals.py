@@ -13,7 +13,7 @@ from support.judge_server import prompt_text
 
 from pytest_arena import rating
 from pytest_arena.config import RatingSpec
-from pytest_arena.report import (battle_table, format_table, markdown_summary, perfect_record_note, score_table,
+from pytest_arena.rating_table import (battle_table, format_table, markdown_summary, perfect_record_note, score_table,
                                  write_csv)
 
 C = math.log(10.0) / 400.0

@@ -16,7 +16,7 @@ import pytest
 from support.arena_project import FAKE_KEY, OWN_MARKERS, fixed_answers_config
 from support.judge_server import Fault, JudgeServer, prefer_longer
 
-from pytest_arena.store import read_jsonl
+from pytest_arena.record_files import read_jsonl
 
 
 def spawn(project, config_path: Path, *args: str) -> subprocess.Popen:

@@ -18,6 +18,7 @@ from pytest_arena.generation.fingerprint import DigestMemo
 from pytest_arena.openai_chat import ChatCallError, chat
 from pytest_arena.questions import Question
 from pytest_arena.replicas import ReplicaSet
+from pytest_arena.server_url import same_server_form, same_servers
 
 KEY_ENV = "ARENA_REPLICA_TEST_KEY"
 
@@ -174,3 +175,52 @@ def test_api_candidate_replicas_share_the_work_and_the_cache_key_ignores_who_ans
         question = Question(record["question_id"], (questions[record["question_id"]]["text"],))
         assert record["metadata"]["cache_key"] == ModelAnswers("served", spec.output_file, spec, 0, DigestMemo()).key(question)
         assert record["metadata"]["api"] == {"base_url": server.base_url, "model": "served-model"}
+
+
+# -------------------------------------------------------------------------------------------------
+# Equivalent URLs are one server (pytest_arena/server_url.py): the config refuses such a list (the
+# tests/bad_inputs/replicas-* cases), and so does a replica set built without the config.
+
+
+@pytest.mark.parametrize("first, second", [
+    ("http://gpu-1:8000/v1", "http://gpu-1:8000/v1/"),  # a trailing slash
+    ("HTTP://GPU-1:8000/v1", "http://gpu-1:8000/v1"),  # scheme and host case
+    ("http://gpu-1:80/v1", "http://gpu-1/v1"),  # http's default port
+    ("https://judge.example.com:443/v1", "https://Judge.Example.com/v1/"),  # https's, with case and a slash
+    ("http://gpu-1", "http://gpu-1/"),  # an empty path is "/"
+    ("http://[::1]:80/v1", "http://[::1]/v1"),  # an IPv6 host keeps its brackets
+    (" http://gpu-1/v1", "http://gpu-1/v1"),  # white space around
+])
+def test_equivalent_urls_name_the_same_server(first, second):
+    assert same_server_form(first) == same_server_form(second)
+    assert same_servers([first, "http://other:8000/v1", second]) == (0, 2)
+
+
+@pytest.mark.parametrize("first, second", [
+    ("http://gpu-1:8000/v1", "http://gpu-1:8001/v1"),  # another port
+    ("http://gpu-1/v1", "https://gpu-1/v1"),  # another scheme (and default port: 80 is not 443)
+    ("http://gpu-1:443/v1", "https://gpu-1:80/v1"),
+    ("http://gpu-1/V1", "http://gpu-1/v1"),  # a path's case may matter to the server
+    ("http://gpu-1/v1//", "http://gpu-1/v1"),  # two slashes are another path (the client keeps them)
+    ("http://[::1]/v1", "http://[::2]/v1"),
+])
+def test_different_servers_stay_apart(first, second):
+    assert same_server_form(first) != same_server_form(second)
+    assert same_servers([first, second]) is None
+
+
+def test_a_port_that_is_not_a_number_is_a_value_error():
+    for url in ("http://gpu-1:80O0/v1", "http://gpu-1:70000/v1"):
+        with pytest.raises(ValueError):
+            same_server_form(url)
+
+
+def test_a_replica_set_refuses_one_server_twice():
+    with JudgeServer("one") as server:
+        with pytest.raises(ValueError, match="replicas 1 and 2 name the same server"):
+            replica_set([server.base_url, server.base_url + "/"])
+        replicas = replica_set([server.base_url, closed_port_url()])  # two servers: fine
+        try:
+            assert ask(replicas) == "one"
+        finally:
+            replicas.close()

@@ -13,17 +13,14 @@ import pytest
 from support.arena_project import fixed_answers_config
 from support.tiny_models import build_tiny_model
 
-from pytest_arena.cached_count import count_file
 from pytest_arena.config import ModelSpec
+from pytest_arena.file_names import cached_count_file as count_file
+from pytest_arena.file_names import digests_file
 from pytest_arena.generation.answers import ModelAnswers, batch_order, longest_first
-from pytest_arena.generation.fingerprint import (
-    DigestMemo,
-    checkpoint_fingerprint,
-    digests_file,
-)
+from pytest_arena.generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from pytest_arena.generation.transformers_backend import TransformersGenerator
 from pytest_arena.questions import Question
-from pytest_arena.store import read_jsonl
+from pytest_arena.record_files import read_jsonl
 
 GREEDY = {"do_sample": False, "max_new_tokens": 6}
 # Short and long prompts interleaved: in question order every batch of two pads a short one to a long one.

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from pytest_arena.config import load_config
-from pytest_arena.plan import plan_pairwise
+from pytest_arena.matches import plan_pairwise
 from pytest_arena.questions import load_questions
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from pytest_arena.distributed import arena_item
-from pytest_arena.plan import blocks
+from pytest_arena.matches import blocks
 
 pytest.importorskip("xdist")  # a dev dependency: CI has it
 

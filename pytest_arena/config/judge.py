@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from ..errors import kind_of
-from ..paths import path_length_problem
+from ..file_names import path_length_problem
+from .generation import GenerationSettings
 from .models import checkpoint_path, read_precision
 from .section import (DEVICE, MAX_CONCURRENCY, MAX_JUDGE_TOKENS, MAX_RETRIES, MAX_TIMEOUT_S, NUMBER, SEED, Section,
                       check_model_context, read_base_urls, str_or_none)
@@ -120,7 +121,6 @@ def _local_judge_checkpoint(args: Section, resolve, max_tokens: int, temperature
     if raw is None:
         args.fail("model_id_or_path", "missing; the local judge needs a checkpoint (a local folder or a hub model id)")
     precision = read_precision(args)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
     path = checkpoint_path(args, raw, resolve)
     if Path(path).is_dir():
         check_model_context(args, path, None, key="max_tokens")
@@ -130,7 +130,7 @@ def _local_judge_checkpoint(args: Section, resolve, max_tokens: int, temperature
         output_file=Path(os.devnull),
         revision=str_or_none(args.get("revision", (str, int, float), expected="a revision")),
         precision=precision,
-        generation_config={"max_new_tokens": max_tokens, **sampling},
+        generation_config=dict(GenerationSettings.for_judge(max_tokens, temperature).given),
         batch_size=args.get("batch_size", int, 8, expected="a positive integer", check=lambda v: v > 0),
         device=args.get("device", str, expected="a device such as cuda, cuda:1, cpu or auto", check=DEVICE.match),
         gguf_file=args.get("gguf_file", str, expected="a GGUF file name"),

@@ -8,12 +8,16 @@ import re
 from pathlib import Path
 
 from ..errors import UnsupportedSetting, excerpt
-from ..generation.fingerprint import LOADABLE_WEIGHT_SUFFIXES, TOKENIZER_FILES
-from ..generation.settings import OWN_ARGS, OWN_FIELDS, chat_sampling, sampling_kwargs
+from .generation import OWN_ARGS, OWN_FIELDS, GenerationSettings
 from .section import (DEVICE, MAX_CONCURRENCY, MAX_RETRIES, MAX_TIMEOUT_S, NUMBER, Section, check_finite,
                       check_generation_config, check_model_context, read_base_urls, str_or_none)
 from .specs import BACKENDS, PLAIN_TEMPLATE_TYPES, PRECISIONS, ApiEndpoint, ModelSpec
 
+# Weight files transformers loads: a checkpoint folder needs one (checkpoint_problem).
+LOADABLE_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
+# A checkpoint folder needs one of these; each shapes the prompt's tokens (and so keys its answers:
+# generation/fingerprint.py hashes them).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")  # `gpt2` or `org/name`
 
 
@@ -123,7 +127,7 @@ def _read_api_model(spec: Section, name: str, output_file: Path) -> ModelSpec:
     gen = spec.section("generation_config")
     check_generation_config(gen)
     try:
-        chat_sampling(gen.data, extra_body)
+        GenerationSettings(gen.data).for_chat(extra_body)
     except UnsupportedSetting as exc:
         gen.fail(exc.key, exc.problem)
     positive_int = dict(expected="a positive integer", check=lambda v: v > 0)
@@ -164,7 +168,7 @@ def _read_vllm_args(spec: Section, backend: str, gen: Section) -> dict:
         if key in OWN_ARGS:
             args.fail(key, f"set by the arena; use {OWN_ARGS[key]} instead")
     try:
-        sampling_kwargs(gen.data)
+        GenerationSettings(gen.data).for_vllm()
     except UnsupportedSetting as exc:
         gen.fail(exc.key, exc.problem)
     return dict(args.data)

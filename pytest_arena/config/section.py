@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ArenaConfigError, UnsupportedSetting, excerpt, kind_of
-from ..generation.settings import SEED_RANGE, check_context, check_generation_settings, finite, first_non_finite
-from ..paths import path_length_problem
+from .generation import SEED_RANGE, check_context, check_generation_settings, finite, first_non_finite
+from ..file_names import path_length_problem
 from ..redact import url_secret_problem
+from ..server_url import same_server_form, same_servers
 
 
 class Section:
@@ -119,8 +120,16 @@ def read_base_urls(section: Section, expected: str) -> tuple[str, ...]:
             section.fail("base_url", f"{where.strip()} {problem}".strip())
         if not _HTTP_URL.match(url):
             section.fail("base_url", f"expected a URL starting with http:// or https://{where}, got {url!r}")
-    if len(set(urls)) < len(urls):
-        section.fail("base_url", "lists one URL twice; expected each replica's URL once")
+        try:
+            same_server_form(url)
+        except ValueError:  # the port is not a number, or out of range
+            section.fail("base_url", f"expected a port from 0 to 65535 after the host{where}, got {url!r}")
+    twice = same_servers(urls)  # (server_url.py: scheme and host case, default port, trailing slash)
+    if twice is not None:
+        first, second = twice
+        section.fail("base_url", f"lists one server twice: entries {first + 1} and {second + 1} ({urls[first]!r} and "
+                                 f"{urls[second]!r}) name the same server (scheme and host case, a default port "
+                                 "and a trailing slash do not tell servers apart); expected each replica's URL once")
     return tuple(urls)
 
 

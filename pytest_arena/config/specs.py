@@ -1,10 +1,14 @@
 """The typed result of reading a cfg_arena.yaml: one frozen dataclass per section, and the names each
-section may take. Plain data: no reading, no checks (those are in the sibling modules)."""
+section may take. Plain data: no reading, no checks (those are in the sibling modules; a candidate's
+generation settings are typed in ``generation``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+
+from .generation import GenerationSettings
 
 # EvalScope's reviewer class maps to this project's OpenAI-compatible judge.
 OPENAI_JUDGE_REFS = frozenset(
@@ -84,6 +88,11 @@ class ModelSpec:
     backend: str = "transformers"
     vllm_args: dict = field(default_factory=dict)  # passed to vllm.LLM (backend vllm)
     api: ApiEndpoint | None = None  # set: the server answers; path, backend and the rest are unused
+
+    @cached_property
+    def generation(self) -> GenerationSettings:
+        """``generation_config`` as every backend takes it, with the defaults applied (config/generation.py)."""
+        return GenerationSettings(self.generation_config)
 
 
 @dataclass(frozen=True)
@@ -173,7 +182,7 @@ class GateSpec:
     min_win_rate: float | None = None
     min_score: float | None = None
 
-    def __repr__(self) -> str:  # as its item ID (``plan.gate_id``), for reports (allure) that show parameters
+    def __repr__(self) -> str:  # as its item ID (``matches.gate_id``), for reports (allure) that show parameters
         return f"beats-{self.model}--vs--{self.beats}" if self.beats is not None else f"{self.kind}-{self.model}"
 
     @property

@@ -9,7 +9,7 @@ What runs where:
 - Every worker prepares the answers of the whole selection, and the workers share that work through
   the answer files' locks: each model is loaded once in the run, by whichever worker takes it first,
   so N workers on N GPUs generate N models at a time (``ArenaRunner.prepare``).
-- The battles are split in one block of consecutive matches per worker (``plan.blocks``). The
+- The battles are split in one block of consecutive matches per worker (``matches.blocks``). The
   controller's scheduler (``xdist_scheduling``) sends a whole block to one worker, which judges it:
   no judge call is made twice, and each worker has its block's calls in flight from the start.
 - A battle item's report carries its judgment's summary to the controller; the workers' judge
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 
-from ..plan import blocks
+from ..matches import blocks
 
 
 def arena_item(nodeid: str, match_ids, gate_ids) -> tuple[str, str] | None:
@@ -140,17 +140,13 @@ class Controller(Alone):
         self._runner.prepared = True
 
     def receive_judgment(self, summary: dict) -> None:
-        from ..arena_runner import done
-        from ..judging.runner import Judgment
+        from ..judging.judgment import Judgment
 
-        match = self._by_id[summary["id"]]
-        self._runner.futures[match.id] = done(Judgment.from_summary(match, summary))
-        self._runner.reported.add(match.id)
-        self._runner.changes += 1
+        self._runner.accept(Judgment.from_summary(self._by_id[summary["id"]], summary), reported=True)
 
     def receive_worker_output(self, output: dict) -> None:
         if output.get("counters") is not None:
-            from ..judging.runner import JudgeCounters
+            from ..judging.match_judge import JudgeCounters
 
             self._worker_counters = self._worker_counters or JudgeCounters()
             self._worker_counters.add(**output["counters"])

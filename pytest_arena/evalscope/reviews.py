@@ -12,23 +12,31 @@ the answers, the judge and the prompt, so a record of it could stand for a battl
 run that judges therefore never reads it as a cache, and never appends its own records beside it
 (``refuse_evalscope_reviews``). ``rating_only`` builds the rating-only run: one item per reviewed battle,
 its verdict the record's, its models mapped to the config's names (``ReviewNames``).
+
+A record that cannot be read as a verdict of the models it names is refused with its line
+(``malformed``): a model name that is not a name (``3``, ``null``, a list), a turn or question id of
+the wrong kind, a ``win`` that contradicts its own ``win_1``/``win_2``, a ``shared_call`` that is not the
+record's call. Never is one model's verdict rated as another's. This plugin's own records are rated
+in the order the judged run rated them (its plan's), its per-turn records of a battle as one battle
+(``Judgment.of_turns``): rating the file alone gives the judged run's report.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ArenaConfigError, excerpt
+from ..errors import ArenaConfigError, ArenaDataError, excerpt
 from ..generation.answers import ModelAnswers
-from ..judging.runner import Judgment
-from ..plan import VS, Battle, Scoring, question_label, safe_name
+from ..judging.review_records import match_key
+from ..judging.judgment import Judgment
+from ..matches import VS, Battle, Scoring, question_label, safe_name
 from ..questions import Question
-from ..store import read_jsonl
-from .stages import rating_asked
+from ..record_files import read_jsonl, record_lines
 
 TIES = ("tie", "tie (bothbad)")  # EvalScope's compute_elo counts both as a tie
 SIDES = ("model_a", "model_b")
@@ -80,10 +88,23 @@ class ReviewNames:
                 self._by_alias.setdefault(alias, []).append(name)
         self.mapped: dict[str, str] = {}  # record name -> config name, for the log
         self.kept: list[str] = []  # names kept as written
+        self._seen: dict[tuple[str, bool], str] = {}
 
-    def __call__(self, written) -> str:
-        written = str(written)
+    def __call__(self, written: str, evalscope: bool = False) -> str:
+        """The config's name for a record's model name (``evalscope``: the record is EvalScope's)."""
+        if (written, evalscope) not in self._seen:  # a name is looked up (and its path resolved) once
+            self._seen[written, evalscope] = self._name(written, evalscope)
+        return self._seen[written, evalscope]
+
+    def _name(self, written: str, evalscope: bool) -> str:
         if written in self.config.models:
+            aliases = (self._by_alias.get(written, []) + self._by_alias.get(self._as_path(written), [])) if evalscope else []
+            others = [name for name in aliases if name != written]
+            if others:  # EvalScope names models by model_id_or_path: which one is it?
+                raise ArenaConfigError(self.config.path, "answers_gen",
+                                       f"{written!r} is the name of one model and the model_id_or_path of "
+                                       f"{others[0]!r}, so the EvalScope reviews in {self.config.review.review_file} "
+                                       "naming it cannot be told apart")
             return written
         names = self._by_alias.get(written) or self._by_alias.get(self._as_path(written)) or []
         if len(names) > 1:
@@ -149,6 +170,48 @@ def single_score(record: dict) -> float | None:
     return float(score)
 
 
+def malformed(record: dict, kind: str) -> str | None:
+    """Why a review record (``kind``: pairwise or single) cannot be rated as the verdict it says it is,
+    or None. A record whose verdict is merely missing (``unknown``) is not malformed: it is not rated."""
+    for field in ("model",) if kind == "single" else SIDES:
+        name = record.get(field)
+        if not isinstance(name, str) or not name.strip():
+            return f"{field}: expected the model's name as a string, got {_shown(name)}"
+    turn = record.get("turn", 1)
+    if type(turn) is not int or turn < 1:
+        return f"turn: expected the turn judged, a whole number from 1, got {_shown(turn)}"
+    if isinstance(record.get("question_id"), (bool, dict, list)):
+        return f"question_id: expected the question's id, an integer or a string, got {_shown(record['question_id'])}"
+    if not isinstance(record.get("question_set"), (str, type(None))):
+        return f"question_set: expected the name of a question set, got {_shown(record['question_set'])}"
+    win, halves = _side(record.get("win")), (_side(record.get("win_1")), _side(record.get("win_2")))
+    if kind == "pairwise" and win is not None and None not in halves and not record.get("error"):
+        together = halves[0] if halves[0] == halves[1] else "tie"
+        if win != together:
+            return (f"win: {record['win']!r} disagrees with win_1 {record['win_1']!r} and win_2 {record['win_2']!r} "
+                    f"(the two orders together: {together!r}); which verdict counts is unclear")
+    for suffix in ("", "_1", "_2"):
+        if f"shared_call{suffix}" in record and record[f"shared_call{suffix}"] != record.get(f"cache_key{suffix}"):
+            return (f"shared_call{suffix}: names the call {_shown(record[f'shared_call{suffix}'])}, but the record's "
+                    f"own cache_key{suffix} is {_shown(record.get(f'cache_key{suffix}'))}")
+    return None
+
+
+def _shown(value) -> str:
+    """A value as JSON writes it (``null``, ``true``), shortened."""
+    return "null" if value is None else json.dumps(value) if isinstance(value, bool) else excerpt(value)
+
+
+def _refuse_malformed(file: Path, records: list[dict], kind: str) -> None:
+    """The first malformed record of the kind rated, as one error naming its line."""
+    for index, record in enumerate(records):
+        problem = malformed(record, kind) if record_kind(record) == kind else None
+        if problem is not None:
+            lines = record_lines(file)
+            where = lines[index] if index < len(lines) else f"record {index + 1}"
+            raise ArenaDataError(file, where, problem)
+
+
 def _unknown(match, record: dict, number: int, file: Path) -> Judgment:
     halves = [record.get("win_1"), record.get("win_2")]
     shown = record.get("score") if isinstance(match, Scoring) else record.get("win", halves)
@@ -171,6 +234,7 @@ class _Tally:
     no_question: int = 0
     self_battle: int = 0
     replaced: int = 0
+    other_turns: int = 0
 
 
 def nothing_to_rate(config, why: str) -> ArenaConfigError:
@@ -181,27 +245,8 @@ def nothing_to_rate(config, why: str) -> ArenaConfigError:
         "reviews_gen.enable: true to judge)")
 
 
-def build_plan(config, question_files, limit, memo, log: Callable[[str], None]):
-    """The run's plan, and its recorded judgments (none but in a rating-only run).
-
-    With reviews off and rating on, the reviews in the review file make the plan (``rating_only``); the
-    config's plan stays when there are none and a model generates answers (answers only)."""
-    from ..plan import ArenaPlan
-
-    if not rating_asked(config):
-        return ArenaPlan.build(config, question_files, limit, memo, log), []
-    held: list[str] = []  # the plan's lines about answer files: said only when the answers are used
-    plan = ArenaPlan.build(config, question_files, limit, memo, held.append)
-    rated = rating_only(plan, log)
-    if rated is None:
-        for line in held:
-            log(line)
-        return plan, []
-    return rated
-
-
 def rating_only(plan, log: Callable[[str], None]):
-    """The plan of a rating-only run and its judgments: one match per reviewed battle (or scoring),
+    """The plan of a rating-only run, its judgments in ``recorded``: one match per reviewed battle (or scoring),
     in EvalScope's order (by ``tstamp``; file order for this plugin's records), the latest review of a
     battle counting once. None when the file holds no review of the mode but a model generates answers
     (the run is answers only); ``nothing_to_rate`` when nothing would be done at all."""
@@ -210,6 +255,7 @@ def rating_only(plan, log: Callable[[str], None]):
     generates = any(answers.generates for answers in plan.participants.values())
     records = read_jsonl(file) if os.path.isfile(file) else []
     kind = "single" if plan.mode == "single" else "pairwise"
+    _refuse_malformed(file, records, kind)
     tally = _Tally()
     usable = [r for r in records if record_kind(r) == kind]
     tally.other_mode = sum(record_kind(r) not in (None, kind) for r in records)
@@ -224,14 +270,15 @@ def rating_only(plan, log: Callable[[str], None]):
                                       f"keys seen: {', '.join(keys) or 'none'})")
     names = ReviewNames(config)
     judgments = _judgments(plan, _battle_order(usable), names, tally)
+    if not any(is_evalscope_record(r) for r in usable):  # ours: rated in the judged run's order
+        judgments = _in_plan_order(plan, judgments)
     if not judgments:
         raise nothing_to_rate(config, f"holds no {kind} review that can be rated (see the lines above)")
     _log_reading(log, file, usable, names, tally, len(judgments))
     participants = _participants(config, judgments)
     baseline = plan.baseline if plan.baseline in participants else None
-    recorded = dataclasses.replace(plan, participants=participants, matches=[j.match for j in judgments],
-                                   baseline=baseline)
-    return recorded, judgments
+    return dataclasses.replace(plan, participants=participants, matches=[j.match for j in judgments],
+                               baseline=baseline, recorded=tuple(judgments))
 
 
 def _battle_order(records: list[dict]) -> list[tuple[int, dict]]:
@@ -250,7 +297,7 @@ def _judgments(plan, ordered: list[tuple[int, dict]], names: ReviewNames, tally:
     by_id = {q.question_id: q for q in plan.questions}
     questions = [_question(r, known, by_id) for _, r in ordered]
     width = max([3] + [len(str(q.question_id)) for q in questions if q is not None and isinstance(q.question_id, int)])
-    latest: dict[str, Judgment] = {}
+    latest: dict[str, tuple[Battle | Scoring, dict[int | None, Judgment]]] = {}  # match id -> its turns' verdicts
     for (number, record), question in zip(ordered, questions):
         if record.get("anony") is False:  # EvalScope rates anonymous battles only
             tally.not_anonymous += 1
@@ -258,14 +305,14 @@ def _judgments(plan, ordered: list[tuple[int, dict]], names: ReviewNames, tally:
         if question is None:
             tally.no_question += 1
             continue
-        label = question_label(question, width) + (f"-turn{record['turn']}" if "turn" in record else "")
+        label, theirs = question_label(question, width), is_evalscope_record(record)
         if plan.mode == "single":
-            model = names(record["model"])
+            model = names(record["model"], theirs)
             match = Scoring(question, model, f"{label}-{safe_name(model)}")
             score = single_score(record)
             judgment = _unknown(match, record, number, file) if score is None else Judgment(match, (), score=score)
         else:
-            a, b = names(record["model_a"]), names(record["model_b"])
+            a, b = names(record["model_a"], theirs), names(record["model_b"], theirs)
             if a == b:
                 tally.self_battle += 1
                 continue
@@ -273,10 +320,31 @@ def _judgments(plan, ordered: list[tuple[int, dict]], names: ReviewNames, tally:
             winner, games = pairwise_games(record, config.review.judge.swap_rule)
             judgment = _unknown(match, record, number, file) if winner is None else Judgment(match, (), winner=winner,
                                                                                               games=games)
-        if latest.pop(match.id, None) is not None:  # the latest review of a battle, in its place
+        turns = latest.pop(match.id, (match, {}))[1]  # the latest review of a battle, in its place
+        if turns.pop(record.get("turn"), None) is not None:
             tally.replaced += 1
-        latest[match.id] = judgment
-    return list(latest.values())
+        turns[record.get("turn")] = dataclasses.replace(judgment, turn=record.get("turn"))
+        latest[match.id] = (match, turns)
+    return [_of_turns(match, turns, config.review.judge_turns, tally) for match, turns in latest.values()]
+
+
+def _of_turns(match, turns: dict[int | None, Judgment], judge_turns: str, tally: _Tally) -> Judgment:
+    """A match's judgment from its latest record per turn: the turns' verdicts combined as the judged run
+    combines them, or its whole-conversation verdict; where the file holds both, the config's judge_turns
+    says which."""
+    each = [turns[t] for t in sorted(t for t in turns if t is not None)]
+    if each and (None not in turns or judge_turns == "each"):
+        tally.other_turns += None in turns
+        return Judgment.of_turns(match, each)
+    tally.other_turns += len(each)
+    return turns[None]
+
+
+def _in_plan_order(plan, judgments: list[Judgment]) -> list[Judgment]:
+    """The judgments in the order of the config's plan (the order its judged run rated them: online Elo
+    and the bootstrap depend on it); those of matches it lacks after them, as they were."""
+    order = {match_key(m): i for i, m in enumerate(plan.matches)}
+    return sorted(judgments, key=lambda j: order.get(match_key(j.match), len(order)))
 
 
 def _question(record: dict, known: dict, by_id: dict) -> Question | None:
@@ -310,15 +378,8 @@ def _log_reading(log, file: Path, usable: list[dict], names: ReviewNames, tally:
                 (tally.not_anonymous, "records with anony: false left out (as EvalScope does)"),
                 (tally.no_question, "records without a question_id left out"),
                 (tally.self_battle, "records with one model on both sides left out"),
-                (tally.other_mode, "records of the other mode (single vs pairwise) left out")]
+                (tally.other_mode, "records of the other mode (single vs pairwise) left out"),
+                (tally.other_turns, "records judging a battle otherwise than judge_turns says left out")]
     for count, what in left_out:
         if count:
             log(f"{count} {what}")
-
-
-def settle(runner, judgments: list[Judgment]) -> None:
-    """Hand the runner each recorded verdict as its match's finished judgment: nothing is asked again."""
-    from ..arena_runner import done
-
-    for judgment in judgments:
-        runner.futures[judgment.match.id] = done(judgment)

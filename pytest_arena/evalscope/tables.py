@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..report import battles_frame, best_first, write_csv
-from . import METRIC_TABLES, metric_file
+from ..rating_table import battles_frame, best_first, write_csv
+from ..file_names import METRIC_TABLES, metric_file
 
 
 def metric_tables(config, judgments: list, baseline: str | None) -> dict[str, pd.DataFrame]:

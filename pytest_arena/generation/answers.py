@@ -17,8 +17,8 @@ from typing import Callable
 from ..config import ModelSpec
 from ..errors import ArenaDataError
 from ..questions import Question
-from ..store import JsonlAppender, cache_key
-from .answer_formats import OURS, detect_format, read_answer_records, record_key, record_turns, seen_keys
+from ..record_files import JsonlAppender, cache_key
+from .answer_formats import OURS, AnswerIndex, index_answers, read_answer_records, record_turns, seen_keys
 from .fingerprint import DigestMemo, checkpoint_fingerprint
 
 
@@ -88,6 +88,7 @@ class ModelAnswers:
         self._answers: dict[int | str, Answer] = {}
         # Why a question has no answer (an API candidate's failed call), for the matches that needed it.
         self.failures: dict[int | str, str] = {}
+        self._indexed: tuple[tuple, AnswerIndex] | None = None  # (which records, their index)
 
     @property
     def generates(self) -> bool:
@@ -129,10 +130,10 @@ class ModelAnswers:
 
     def _served_key(self, question: Question) -> str:
         """No weights to hash: the served model's name, the server, the request's settings, the question."""
-        from .api_backend import chat_sampling, public_url
+        from ..redact import public_url
 
         api = self.spec.api
-        sampling = chat_sampling(self.spec.generation_config, api.extra_body)
+        sampling = self.spec.generation.for_chat(api.extra_body)
         return cache_key(kind="answer", api_model=api.model, base_url=public_url(api.base_url),
                          temperature=sampling.temperature, max_tokens=sampling.max_tokens, request=sampling.body,
                          turns=list(question.turns))
@@ -168,19 +169,31 @@ class ModelAnswers:
                 missing.append(q)
         return missing
 
+    def read_only_index(self) -> AnswerIndex:
+        """This participant's answers file, checked whole (``index_answers``: ArenaDataError on a record that
+        names another model or has an id of the wrong type), when no model writes to it."""
+        return self._index(read_answer_records(self.output_file, keep=True))
+
+    def _index(self, records: list[dict]) -> AnswerIndex:
+        # Plan, preflight and runner each read the file; while it is unchanged they get the very records
+        # read_answer_records kept (the index holds them, so their ids are not reused), checked once.
+        which = (len(records), id(records[0]) if records else None)
+        if self._indexed is None or self._indexed[0] != which:
+            self._indexed = (which, index_answers(self.output_file, records))
+        return self._indexed[1]
+
     def _read_only(self, records: list[dict], questions: list[Question]) -> None:
         """Answers from a file no model writes to: ours, or another tool's (``answer_formats``)."""
-        fmt = detect_format(records)
+        index = self._index(records)
+        fmt, by_key = index.fmt, index.by_key
         if fmt == OURS:
             # Records of a set-less file answer a question of any set with that id.
-            by_key = {(r.get("question_set"), r.get("question_id")): r for r in records}
             for q in questions:
                 record = by_key.get(q.key) or by_key.get((None, q.question_id))
                 if record is not None:
                     self._answers[q.key] = answer_from_record(self.name, q, record)
             return
         # Another tool's ids are matched as text (FastChat's 81, arena-hard's hex uids); AlpacaEval by the question.
-        by_key = {record_key(fmt, r): r for r in records}
         for q in questions:
             record = by_key.get(q.text if fmt == "alpaca_eval" else str(q.question_id))
             if record is not None:
@@ -267,7 +280,8 @@ class ModelAnswers:
         """
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        from .api_backend import AnswerFailed, public_url
+        from ..redact import public_url
+        from .api_backend import AnswerFailed
 
         api = served.api
         appender = JsonlAppender(self.output_file)

@@ -7,7 +7,7 @@ client). Questions are asked concurrently, up to ``max_concurrency`` at a time; 
 go one after another, each seeing the model's own earlier answers.
 
 ``generation_config`` is the same setting a local candidate takes, mapped onto the request
-(``chat_sampling``, in generation/settings.py): what a server cannot be told is a config error before
+(``GenerationSettings.for_chat``, in config/generation.py): what a server cannot be told is a config error before
 anything runs, not a setting silently dropped.
 """
 
@@ -16,10 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ..redact import public_url  # noqa: F401 - answers.py and arena_runner.py import it from here
 from ..tally import Tally
-# The mapping onto a request is plain Python, kept with the settings the config reader checks.
-from .settings import API_SETTINGS, OWN_FIELDS, ChatSampling, chat_sampling  # noqa: F401
 
 @dataclass
 class ServedCounters(Tally):
@@ -56,7 +53,7 @@ class ServedModel:
 
         self.spec = spec
         self.api = spec.api
-        self.sampling = chat_sampling(spec.generation_config, self.api.extra_body)
+        self.sampling = spec.generation.for_chat(self.api.extra_body)
         self.counters = counters if counters is not None else ServedCounters()
         # A client per calling thread and per replica (base_url as a list spreads the questions over them).
         self.replicas = ReplicaSet.of_threads(self.api.urls, self.api.api_key_env, self.api.max_retries,

@@ -14,14 +14,13 @@ import json
 import threading
 from pathlib import Path
 
-from ..store import write_atomic
+from ..config.models import LOADABLE_WEIGHT_SUFFIXES, TOKENIZER_FILES
+from ..file_names import digests_file, lock_file
+from ..record_files import write_atomic
 
-# Weight files transformers loads (config.models.checkpoint_problem wants one in a checkpoint folder).
-LOADABLE_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
-# ...and TensorFlow / Flax weights besides: not loaded, but part of what the folder holds.
+# The weight files transformers loads, and TensorFlow / Flax weights besides: not loaded, but part of
+# what the folder holds.
 WEIGHT_SUFFIXES = LOADABLE_WEIGHT_SUFFIXES + (".h5", ".msgpack")
-# A checkpoint folder needs one of these (config.models.checkpoint_problem); each shapes the prompt's tokens.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tokenizer_config.json")
 # Files besides weights that change what a model says for the same question.
 SIDE_FILES = (
     "config.json", "generation_config.json", *TOKENIZER_FILES, "special_tokens_map.json", "chat_template.jinja",
@@ -95,19 +94,13 @@ class DigestMemo:
     def _save(self):
         if not self.memo_file:
             return
-        from ..store import file_lock
+        from ..record_files import file_lock
 
-        with file_lock(self.memo_file.with_name(self.memo_file.name + ".lock")):
+        with file_lock(lock_file(self.memo_file)):
             merged = {**self._read(), **self._digests}
             # Another stat of a file looked at now is a version of it that is gone: one entry per file.
             self._digests = {k: v for k, v in merged.items() if self._current.get(_path_of(k), k) == k}
             write_atomic(self.memo_file, json.dumps(self._digests, sort_keys=True))
-
-
-def digests_file(answers_file: Path) -> Path:
-    """Where the checkpoint digests validating ``answers_file`` are kept: beside it."""
-    answers_file = Path(answers_file)
-    return answers_file.with_name(answers_file.name + ".digests.json")
 
 
 def _path_of(key: str) -> str:

@@ -13,12 +13,8 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .settings import DEFAULT_MAX_NEW_TOKENS
-
-if TYPE_CHECKING:  # a hint only: config imports the generation settings
+if TYPE_CHECKING:
     from ..config import ModelSpec
-
-GENERATION_DEFAULTS = {"max_new_tokens": DEFAULT_MAX_NEW_TOKENS}
 
 
 @dataclass(frozen=True)
@@ -33,7 +29,7 @@ def generation_config_for(spec: ModelSpec):
     from transformers import GenerationConfig
 
     known = set(GenerationConfig().to_dict())
-    unknown = sorted(set(spec.generation_config) - known)
+    unknown = sorted(set(spec.generation.given) - known)
     if unknown:
         import difflib
 
@@ -41,8 +37,7 @@ def generation_config_for(spec: ModelSpec):
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ValueError(f"generation_config.{unknown[0]}: unknown generation setting; {hint}"
                          "expected a transformers GenerationConfig field")
-    settings = {**GENERATION_DEFAULTS, **spec.generation_config}
-    config = GenerationConfig(**settings)
+    config = GenerationConfig(**spec.generation.for_transformers())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. temperature set with do_sample false: harmless, not our business
         config.validate()

@@ -3,7 +3,7 @@
 A drop-in for ``TransformersGenerator``: the same checkpoint, the same prompts and the same
 ``generation_config`` meaning, but vLLM's engine (paged attention, continuous batching, tensor
 parallelism through ``vllm_args``). ``vllm`` is imported only when such a model loads; the mapping
-onto ``vllm.SamplingParams`` (``sampling_kwargs``, generation/settings.py) is plain Python, so config
+onto ``vllm.SamplingParams`` (``GenerationSettings.for_vllm``, config/generation.py) is plain Python, so config
 validation and tests need no vLLM.
 
 Prompts are rendered with the tokenizer's chat template exactly as the transformers backend renders
@@ -19,9 +19,10 @@ import gc
 import importlib.util
 import time
 
-# The mapping onto vllm.SamplingParams is plain Python, kept with the settings the config reader checks.
+# The mapping onto vllm.SamplingParams is plain Python, kept with the settings the config reader checks
+# (GenerationSettings.for_vllm).
 from ..errors import UnsupportedSetting
-from .settings import MODEL_DEFAULT_KEYS, OWN_ARGS, VLLM_SETTINGS, sampling_kwargs  # noqa: F401
+from ..config.generation import MODEL_DEFAULT_KEYS
 from .transformers_backend import ChatPrompts, GeneratedText
 
 INSTALL_HINT = 'pip install "pytest-arena[vllm]"'
@@ -72,7 +73,7 @@ def check_before_load(spec) -> None:
             raise ValueError(f"vllm_args.{key}: not an argument of this vLLM's EngineArgs; {hint}"
                              "expected a vllm.LLM engine argument")
     try:
-        sampling_kwargs(spec.generation_config, _model_defaults(spec), 0)
+        spec.generation.for_vllm(_model_defaults(spec), 0)
     except UnsupportedSetting as exc:
         raise ValueError(f"generation_config.{exc.key}: {exc.problem} (with the checkpoint's "
                          "generation_config.json filling in what the config leaves out)") from None
@@ -113,7 +114,7 @@ class VllmGenerator(ChatPrompts):
         prompts = [{"prompt_token_ids": self.tokenizer.encode(self.render(c), add_special_tokens=add_special)}
                    for c in conversations]
         # vLLM seeds each request on its own: an answer does not depend on which others share its batch.
-        params = self._sampling_params(**sampling_kwargs(self.spec.generation_config, self.model_defaults, seed))
+        params = self._sampling_params(**self.spec.generation.for_vllm(self.model_defaults, seed))
         outputs = self.llm.generate(prompts, params, use_tqdm=False)
         results = []
         for prompt, output in zip(prompts, outputs):

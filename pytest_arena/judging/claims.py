@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..file_names import claims_folder
+
 try:
     import fcntl
 except ImportError:  # no advisory locks on this platform: runs may pay twice, never corrupt a file
@@ -52,7 +54,7 @@ class ClaimFolder:
 
     def __init__(self, review_file: Path):
         review_file = Path(review_file)
-        self.folder = review_file.with_name(review_file.name + ".claims")
+        self.folder = claims_folder(review_file)
 
     def try_claim(self, keys: list[str]) -> Claim | None:
         """Every key's lock, or None at once (holding nothing) when another process holds one."""
@@ -278,7 +280,7 @@ class PaidOnce:
     def _granted(self, ticket: Ticket, claim: Claim | None) -> None:
         with self._lock:
             ticket.claim = claim
-            self._held[id(ticket)] = ticket  # settle() or close() releases it
+            self._held[id(ticket)] = ticket  # release() or close() lets it go
         self._refresh()  # the run that held the claim before us may have stored these replies
         for call, reply in ticket.own.values():
             found = self._cached(call)
@@ -287,7 +289,7 @@ class PaidOnce:
             else:
                 self._start(call, reply)
 
-    def settle(self, ticket: Ticket, for_sharers: dict[str, object]) -> None:
+    def release(self, ticket: Ticket, for_sharers: dict[str, object]) -> None:
         """The judgment's record is written (or could not be): release its claim, hand its replies over."""
         with self._lock:
             self._held.pop(id(ticket), None)

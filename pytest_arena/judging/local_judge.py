@@ -69,9 +69,8 @@ class LocalJudge:
             raise ValueError(f"{spec.verdict} verdicts support {' and '.join(PROBABILITY_PARSERS)}, "
                              f"not {spec.fn_completion_parser}")
         self.spec = spec
+        # (its max_tokens bounds each review: the config gave its checkpoint GenerationSettings.for_judge)
         self.generator = TransformersGenerator(spec.checkpoint)
-        # The judge's max_tokens bounds its reviews, whatever the checkpoint's own defaults say.
-        self.generator.generation_config.max_new_tokens = spec.max_tokens
         forward = inspect.signature(self.generator.model.forward).parameters
         self._keeps_logits = "logits_to_keep" in forward
         # Fast tokenizers are not safe to use from several threads at once (padding settings are

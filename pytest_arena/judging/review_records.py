@@ -1,11 +1,21 @@
-"""The review file's record of one judgment: a pure function, so what the file holds is decided in one place."""
+"""The review file's record of one judgment: a pure function, so what the file holds is decided in one place.
+
+Every judgment has its record, also one that paid for no call: a battle whose prompts equal another
+battle's (two models that answered alike) reads the reply that battle's call got, and a battle of a
+rerun reads the reply stored last time. Its record repeats that reply's text under the same
+``cache_key``, so the index of replies (call key -> text) reads the same text twice, and names the
+call in ``shared_call`` (``shared_call_1``/``_2`` per order), with no usage: whoever re-rates the file
+(the rate-only stage, EvalScope's rater, a notebook) counts every battle the report counted, and
+whoever sums the spend counts each call once. ``LatestVerdicts`` says when a judgment's record is
+already the latest of its match, so a rerun whose verdicts are all on file writes nothing.
+"""
 
 from __future__ import annotations
 
 import time
 
 from ..config import JudgeSpec
-from ..plan import Scoring
+from ..matches import Scoring
 
 
 def review_record(judgment, spec: JudgeSpec) -> dict:
@@ -35,6 +45,8 @@ def review_record(judgment, spec: JudgeSpec) -> dict:
     record.update(tstamp=time.time(), judge=spec.model, template=judgment.template)
     for suffix, result in zip(suffixes, results):
         record[f"cache_key{suffix}"] = result.call.key
+        if result.cached:  # this record paid nothing for this reply: another record did (the same key)
+            record[f"shared_call{suffix}"] = result.call.key
         record[f"usage{suffix}"] = result.usage
         record[f"finish_reason{suffix}"] = result.finish_reason
         # what the parser read (and ignored as copied from an answer); older records lack it
@@ -50,22 +62,35 @@ def match_key(match) -> tuple:
     return (question.question_set, question.question_id, *match.models)
 
 
-def replies_by_match(records: list[dict]) -> dict[tuple, dict[int | None, list[dict]]]:
-    """The judge's replies of each match (:func:`match_key`) and turn (None: the whole conversation), from
-    its latest record that is a verdict: the source of replies where a judgment came without them (an
-    xdist controller receives verdicts, not replies). A reply: its text, win, swapped, score, template,
-    turn and cache key."""
-    found: dict[tuple, dict] = {}
-    for record in records:
-        if record.get("error"):
-            continue
-        key = (record.get("question_set"), record.get("question_id"),
-               *((record.get("model"),) if "model" in record else (record.get("model_a"), record.get("model_b"))))
-        suffixes = ["_1", "_2"] if "review_text_1" in record else [""]
-        swapped = [False, True] if len(suffixes) == 2 else [bool(record.get("swapped"))]
-        found.setdefault(key, {})[record.get("turn")] = [
-            {"text": record.get(f"review_text{s}"), "win": record.get(f"win{s}", record.get("win")), "swapped": sw,
-             "score": record.get("score"), "template": record.get("template", ""), "turn": record.get("turn"),
-             "cache_key": record.get(f"cache_key{s}")}
-            for s, sw in zip(suffixes, swapped)]
-    return found
+def record_match_key(record: dict) -> tuple:
+    """:func:`match_key` of the match a review record is about."""
+    models = (record.get("model"),) if "model" in record else (record.get("model_a"), record.get("model_b"))
+    return (record.get("question_set"), record.get("question_id"), *models)
+
+
+# What a record says about its match: the verdict a rater reads, and the calls it read it from.
+SAID = ("win", "win_1", "win_2", "score", "cache_key", "cache_key_1", "cache_key_2")
+
+
+class LatestVerdicts:
+    """The verdict of each match's latest record (and turn) in the review file, as the rate-only stage
+    reads it: a judgment whose record says the same needs none of its own."""
+
+    def __init__(self, records: list[dict] = ()):
+        self._said: dict[tuple, tuple] = {}
+        self.add(records)
+
+    def add(self, records: list[dict]) -> None:
+        for record in records:
+            try:
+                self._said[(record_match_key(record), record.get("turn"))] = _said(record)
+            except TypeError:  # a name or id that is a list (no record of ours): it names none of our matches
+                continue
+
+    def on_file(self, record: dict) -> bool:
+        """Whether ``record`` says what the latest record of its match already says."""
+        return self._said.get((record_match_key(record), record.get("turn"))) == _said(record)
+
+
+def _said(record: dict) -> tuple:
+    return tuple(record.get(key) for key in SAID) + (bool(record.get("error")),)

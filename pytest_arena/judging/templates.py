@@ -28,7 +28,7 @@ from typing import Callable
 
 from ..errors import ArenaDataError
 from ..questions import Question
-from ..store import json_lines
+from ..record_files import json_lines
 
 TEMPLATE_KEYS = ("name", "type", "system_prompt", "prompt_template", "output_format")
 GENERAL = "general"

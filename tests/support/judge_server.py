@@ -239,6 +239,13 @@ def _count_words(text: str) -> int:
     return len(text.split())
 
 
+def per_character(text: str) -> int:
+    """A token per character that is not white space: about what GPT-4's tokenizer makes of CJK text
+    (common characters are one token each, rarer ones two or three), where characters / 4 guesses a
+    quarter of it."""
+    return sum(not c.isspace() for c in text)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Without it, small responses wait on delayed ACKs (~40 ms each) under HTTP/1.1 keep-alive.
@@ -350,8 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def _send_completion(self, body: dict, content: str | None, finish_reason: str | None) -> None:
-        prompt_tokens = _count_words(prompt_text(body))
-        completion_tokens = _count_words(content or "")
+        judge = self.server.judge
+        prompt_tokens = judge.count_tokens(prompt_text(body))
+        completion_tokens = judge.count_tokens(content or "")
         choices = []
         if content is not None:
             choices.append(
@@ -368,12 +376,14 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(time.time()),
             "model": body.get("model", "judge"),
             "choices": choices,
-            "usage": {
+        }
+        if judge.report_usage:
+            completion["usage"] = {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+            }
+            judge._usage_reported(prompt_tokens, completion_tokens)
         self._send_bytes(200, json.dumps(completion).encode(), "application/json")
 
     def _send_error_json(self, status: int, message: str | None, *, retry_after: float | None = None) -> None:
@@ -413,12 +423,17 @@ class _Server(ThreadingHTTPServer):
 class JudgeServer:
     """A scripted OpenAI-compatible judge on 127.0.0.1, served from a daemon thread.
 
-    ``reply`` and ``latency`` may be changed at any time; the next request uses the new values.
+    ``reply`` and ``latency`` may be changed at any time; the next request uses the new values. So may
+    the ``usage`` each completion reports: ``count_tokens`` (text -> tokens; words by default, ``per_character``
+    plays a tokenizer that makes a token of each CJK character) and ``report_usage`` (False: no ``usage``
+    at all, as some servers do). ``usage_reported`` lists the (prompt, completion) tokens sent.
     """
 
     def __init__(self, reply: Reply | str = "[[C]]", *, latency: float = 0.0) -> None:
         self.reply: Reply = constant(reply) if isinstance(reply, str) else reply
         self.latency = latency
+        self.count_tokens: Callable[[str], int] = _count_words
+        self.report_usage = True
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -454,6 +469,7 @@ class JudgeServer:
             self.requests: list[dict] = []
             self.auth_headers: list[str | None] = []
             self.reply_errors: list[Exception] = []
+            self.usage_reported: list[tuple[int, int]] = []  # (prompt_tokens, completion_tokens) per completion
             self.drips_cut = 0  # drips the client closed before DRIP_LIMIT bytes
             self.drips_finished = 0  # drips that sent DRIP_LIMIT bytes (the client never gave up)
             self.drip_over = threading.Event()  # set when a drip ends either way
@@ -515,6 +531,10 @@ class JudgeServer:
             else:
                 self.drips_finished += 1
         self.drip_over.set()
+
+    def _usage_reported(self, prompt_tokens: int, completion_tokens: int) -> None:
+        with self._lock:
+            self.usage_reported.append((prompt_tokens, completion_tokens))
 
     def _record_reply_error(self, error: Exception) -> None:
         with self._lock:
