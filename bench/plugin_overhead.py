@@ -130,7 +130,7 @@ def main() -> None:
             # were kept beside the review file (cached_count.py): the kept file removed before each run.
             # (It also holds which review bytes passed preflight's checks: arena-exact reads and checks
             # the whole review file again too, as the first --collect-only after the reviews change does.)
-            from pytest_arena.cached_count import count_file
+            from pytest_arena.file_names import cached_count_file as count_file
 
             kept_counts = count_file(arena_dir / "reviews" / "review_gpt4.jsonl")
             sides.insert(2, ("arena-exact", arena, arena_dir, bench_env(PYTHONPATH=bench_dir)))
