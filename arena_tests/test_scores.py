@@ -6,6 +6,9 @@ from pytest_arena.fixtures import _arena_run  # noqa: F401 - the suite's own fix
 
 
 def test_score(_arena_run, arena_scoring, request):
+    not_judged = _arena_run.not_judged(arena_scoring)  # --arena-stop-when-decided: every gate was decided first
+    if not_judged:
+        pytest.skip(not_judged)
     judgment = _arena_run.judgment(arena_scoring)
     record = request.node.user_properties.append  # not record_property: it warns under xunit2
     if judgment is None:

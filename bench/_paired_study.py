@@ -13,7 +13,14 @@ Each repetition of a cell draws a baseline run and one candidate run per case (n
   ``rating.decide`` per gate (defaults of ``rating.SequentialDesign``); each gate's first decision is
   kept, a run with all three gates stops when the last is decided;
 - *predicted*: ``rating.beats_power`` / ``max_drop_power`` on the baseline run, the detection rate they
-  predict at the cell's true change.
+  predict at the cell's true change (raw Bradley-Terry's sandwich, whatever the control).
+
+``--paired-control length`` (or ``style``) runs the same under a style control, the package's default:
+*before* is the unpaired controlled gate (``battle_table`` under that ``style_control``), *after* the
+controlled paired bootstrap (``paired_change`` / ``paired_difference`` with ``control``), the looks the
+controlled fit's sandwich. Cells without answer lengths get ``_simulation.answer_lengths`` (log-normal,
+the same distribution for every model, a generator of their own, the same lengths in both runs): their
+judge never saw a length, so what the control costs there is pure power.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import math
 import zlib
 
 import numpy as np
+from _simulation import answer_lengths
 from scipy.stats import norm
 from study_cells import CELLS, GAPS, GATE_NAMES
 
@@ -36,25 +44,36 @@ GATES = {  # name -> (GateSpec for the unpaired gate, threshold of the paired/se
 CASES = {0.0: "no change", -100.0: "-100", -200.0: "-200"}
 
 
+def _with_lengths(table, lengths):
+    index = {name: i for i, name in enumerate(GATE_NAMES)}
+    q = table["question_id"].to_numpy()
+    a = np.array([index[m] for m in table["model_a"]])
+    b = np.array([index[m] for m in table["model_b"]])
+    return table.assign(length_a=lengths[q, a], length_b=lengths[q, b])
+
+
 def _rep(job):
-    name, seed, r, questions, rounds, tie, round_size = job
+    name, seed, r, questions, rounds, tie, round_size, control = job
     cell = CELLS[name]
     # Seeded by the cell's name, so that adding a cell leaves the others' draws (and figures) as they were.
     rng = np.random.default_rng([seed, 5, zlib.crc32(name.encode()), r])
     baseline, candidates = cell.simulate(rng, questions, GAPS, tie)
+    if control != "none" and "length_a" not in baseline.columns:
+        lengths = answer_lengths(np.random.default_rng([seed, 5, 1, r]), questions, len(GATE_NAMES))
+        baseline, candidates = _with_lengths(baseline, lengths), [_with_lengths(c, lengths) for c in candidates]
     models = list(GATE_NAMES)
-    spec = RatingSpec(metrics=("bt",), bootstrap_rounds=rounds, seed=r, bootstrap_by="question")
+    spec = RatingSpec(metrics=("bt",), bootstrap_rounds=rounds, seed=r, bootstrap_by="question", style_control=control)
     previous = rating_table.battle_table(baseline, models, spec).frame
     out = {}
     for gap, candidate in zip(GAPS, candidates):
         table = rating_table.battle_table(candidate, models, spec)
-        change = rating.paired_change(baseline, candidate, "sft", rounds=rounds, seed=r)
-        difference = rating.paired_difference(candidate, "sft", "base", rounds=rounds, seed=r)
+        change = rating.paired_change(baseline, candidate, "sft", rounds=rounds, seed=r, control=control)
+        difference = rating.paired_difference(candidate, "sft", "base", rounds=rounds, seed=r, control=control)
         for gate, (gate_spec, threshold) in GATES.items():
             out["before", gate, gap] = int(not gates.evaluate_gate(gate_spec, table, previous).passed)
             paired = difference if gate == "beats" else change
             out["after", gate, gap] = int(paired.below(threshold))
-        out.update(_sequential(baseline, candidate, questions, round_size, r, gap))
+        out.update(_sequential(baseline, candidate, questions, round_size, r, gap, control))
     z = norm.isf(0.025)
     (beats,) = rating.beats_power(baseline, "sft", "base", 0.0)
     carried, fresh = rating.max_drop_power(baseline, "sft", 0.0)
@@ -66,7 +85,7 @@ def _rep(job):
     return out
 
 
-def _sequential(baseline, candidate, questions, round_size, seed, gap):
+def _sequential(baseline, candidate, questions, round_size, seed, gap, control="none"):
     """Each gate's first decision and the questions judged by then; the run of all three gates stops at
     the last of them."""
     schedule = rating.round_schedule(sorted(candidate["question_id"].unique()), round_size, seed=seed)
@@ -82,8 +101,8 @@ def _sequential(baseline, candidate, questions, round_size, seed, gap):
         for gate, (_, threshold) in GATES.items():
             if gate in decided:
                 continue
-            look = (rating.difference_look(so_far, "sft", "base") if gate == "beats"
-                    else rating.change_look(baseline, so_far, "sft"))
+            look = (rating.difference_look(so_far, "sft", "base", control=control) if gate == "beats"
+                    else rating.change_look(baseline, so_far, "sft", control=control))
             looks[gate].append(look)
             decision = rating.decide(looks[gate], questions, threshold, final=final)
             if decision.decided:
@@ -93,11 +112,27 @@ def _sequential(baseline, candidate, questions, round_size, seed, gap):
     out = {}
     for gate, decision in decided.items():
         out["seq", gate, gap] = int(decision.state == "failed")
+        out["seqp", gate, gap] = int(_final_paired(gate, decision, baseline, candidate, questions, seed, control=control))
         out["seq_q", gate, gap] = decision.questions
         out["seq_q2", gate, gap] = decision.questions ** 2
     last = max(d.questions for d in decided.values())
     out["seq_q", "all three", gap], out["seq_q2", "all three", gap] = last, last ** 2
     return out
+
+
+def _final_paired(gate, decision, baseline, candidate, questions, seed, rounds=200, control="none"):
+    """Failed, under the product's rule for the last look of a whole run (``early_stop._final_paired``): a
+    beats/max_drop gate still undecided there is decided by the paired bootstrap at the level of the
+    final efficacy boundary (1 - 2 sf(c_K), about 95.5%) instead of the sandwich z against c_K."""
+    if decision.questions < questions:
+        return decision.state == "failed"  # decided at an earlier look: the rule does not apply
+    level = 1.0 - 2.0 * float(norm.sf(decision.efficacy))
+    threshold = GATES[gate][1]
+    if gate == "beats":
+        iv = rating.paired_difference(candidate, "sft", "base", rounds=rounds, seed=seed, level=level, control=control)
+    else:
+        iv = rating.paired_change(baseline, candidate, "sft", rounds=rounds, seed=seed, level=level, control=control)
+    return iv.below(threshold)
 
 
 def _sum(results):
@@ -115,16 +150,18 @@ def _pct(hits, n):
 
 def study_paired(args, pool, print_table):
     reps, questions, rounds = args.paired_reps, 80, args.paired_rounds
+    control = getattr(args, "paired_control", "none")
     names = args.cells or list(CELLS)
     print(f"\n4. Paired gates, before and after: {questions} questions, base/ref/sft, each pair once per question "
           f"({3 * questions} battles per run), ties half-win (rate {args.tie}), {rounds} bootstrap rounds, {reps} "
-          "repetitions per cell; the baseline run and the candidate run answer the same questions.")
+          "repetitions per cell; the baseline run and the candidate run answer the same questions; style control "
+          f"{control}" + (" (both sides refitted with the controlled fit)" if control != "none" else "") + ".")
     for name in names:
         print(f"   cell '{name}': {CELLS[name].about}")
     print("   Rates of FAILED gates, before (unpaired, gates.evaluate_gate) -> after (paired); ± binomial SE.")
     results = {}
     for name in names:
-        jobs = [(name, args.seed, r, questions, rounds, args.tie, args.round_size) for r in range(reps)]
+        jobs = [(name, args.seed, r, questions, rounds, args.tie, args.round_size, control) for r in range(reps)]
         results[name] = _sum(pool.map(_rep, jobs))
     header, rows = ["cell"], []
     for gate in GATES:
@@ -165,9 +202,9 @@ def _sequential_table(results, names, reps, questions, print_table, round_size):
                 if gate == "all three":
                     row.append("-")
                     continue
-                seq, full = c["seq", gate, g], c["after", gate, g]
-                row.append(f"{_pct(seq, reps)} [{100 * full / reps:.1f}%]"
-                           + ("" if g == 0 else f" {100 * (seq - full) / reps:+.1f}"))
+                seq, seqp, full = c["seq", gate, g], c["seqp", gate, g], c["after", gate, g]
+                row.append(f"{_pct(seq, reps)} -> {_pct(seqp, reps)} [{100 * full / reps:.1f}%]"
+                           + ("" if g == 0 else f" {100 * (seq - full) / reps:+.1f} -> {100 * (seqp - full) / reps:+.1f}"))
             for g in GAPS:
                 judged = c["seq_q", gate, g] / reps
                 sd = math.sqrt(max(c["seq_q2", gate, g] / reps - judged ** 2, 0.0))
@@ -175,5 +212,6 @@ def _sequential_table(results, names, reps, questions, print_table, round_size):
                            f"({3 * (questions - judged):.0f})")
             rows.append(row)
     print_table(["cell", "gate"] + [f"fails: {CASES[g]}" for g in GAPS] + [f"saved: {CASES[g]}" for g in GAPS], rows)
-    print("   '+x' after a detection rate: sequential minus full run, in points. 'all three': one run holding the "
-          "three gates, which stops when the last is decided.")
+    print("   '+x' after a detection rate: sequential minus full run, in points. 'a -> b': the last look decided by "
+          "the sandwich z-test -> by the paired bootstrap at the final boundary's level (early_stop.py). 'all three': "
+          "one run holding the three gates, which stops when the last is decided.")

@@ -20,13 +20,16 @@ C = math.log(10.0) / 400.0  # logit units per Elo point
 # Simulation
 
 
-def simulate(rng, latent, pairs, questions, tau, tie, tie_model="half-win", effects=None):
+def simulate(rng, latent, pairs, questions, tau, tie, tie_model="half-win", effects=None, lengths=None,
+             length_bias=0.0):
     """One battles table. ``latent``: ratings (array, model order = ``names`` of the caller);
     ``pairs``: (a index, b index, question index) per battle, before the position is randomised.
     ``tie_model="half-win"``: ties keep the expected score at p (see the module docstring);
     ``"independent"``: a tie with probability ``tie`` whatever the strengths, the rest split by p.
     ``effects``: the per-(question, model) effects u (questions x models, logit units) when the caller
-    holds them (two runs on the same questions share them); else drawn here with SD ``tau``."""
+    holds them (two runs on the same questions share them); else drawn here with SD ``tau``.
+    ``lengths`` (questions x models) with ``length_bias`` g: a judge that favours the longer answer, its
+    logit shifted by ``g * (L_a - L_b) / (L_a + L_b)`` (issue 24's verbose fine-tune); 0: length-blind."""
     a, b, q = pairs
     swap = rng.random(len(a)) < 0.5  # the judge sees the pair in a random order
     a, b = np.where(swap, b, a), np.where(swap, a, b)
@@ -34,7 +37,10 @@ def simulate(rng, latent, pairs, questions, tau, tie, tie_model="half-win", effe
         u = effects
     else:
         u = rng.normal(0.0, tau, size=(questions, len(latent))) if tau > 0 else np.zeros((questions, len(latent)))
-    p = expit(C * (latent[a] - latent[b]) + u[q, a] - u[q, b])
+    logit = C * (latent[a] - latent[b]) + u[q, a] - u[q, b]
+    if lengths is not None and length_bias:
+        logit = logit + length_bias * (lengths[q, a] - lengths[q, b]) / (lengths[q, a] + lengths[q, b])
+    p = expit(logit)
     draw = rng.random(len(a))
     if tie_model == "half-win":
         t = np.minimum(tie, 2.0 * np.minimum(p, 1.0 - p))
@@ -45,9 +51,18 @@ def simulate(rng, latent, pairs, questions, tau, tie, tie_model="half-win", effe
     return a, b, winner, q
 
 
-def frame(names, a, b, winner, q):
-    return pd.DataFrame({"model_a": names[a], "model_b": names[b], "winner": winner, "question_id": q,
-                         "weight": 1.0})
+def frame(names, a, b, winner, q, lengths=None):
+    """A battles table; with ``lengths`` (questions x models) also each answer's ``length_a``/``length_b``."""
+    table = pd.DataFrame({"model_a": names[a], "model_b": names[b], "winner": winner, "question_id": q,
+                          "weight": 1.0})
+    if lengths is not None:
+        table["length_a"], table["length_b"] = lengths[q, a], lengths[q, b]
+    return table
+
+
+def answer_lengths(rng, questions, models, sigma=0.3, median=200.0):
+    """Answer lengths per (question, model): log-normal around ``median`` tokens, the same for every model."""
+    return np.round(median * np.exp(rng.normal(0.0, sigma, size=(questions, models))))
 
 
 def random_design(rng, m, n, questions):

@@ -4,6 +4,7 @@
     python bench/ratings_study.py --quick    # 40 repetitions per cell, a few minutes
     python bench/ratings_study.py --only paired            # studies 4 and 5 only
     python bench/ratings_study.py --only paired --cells "strong effect"   # one cell of study_cells.py
+    python bench/ratings_study.py --only style             # study 6 (issue 24), 200 repetitions per cell
 
 Five studies, all seeded, all through the project's own code (``pytest_arena.rating``,
 ``rating_table.battle_table``, ``gates.evaluate_gate``):
@@ -24,6 +25,10 @@ Five studies, all seeded, all through the project's own code (``pytest_arena.rat
    candidate keeps); with the detection rates ``rating.power`` predicts from the baseline run.
 5. Stopping when decided -- the same runs judged in rounds with ``rating.decide``: false alarms,
    detection against the full run's, and the judge calls saved.
+6. Length control (issue 24, ``_style_study.py``) -- ``beats`` and ``max_drop 0`` under
+   ``style_control: none`` and ``length`` in every cell of ``study_cells.py``, the "verbose fine-tune"
+   among them (a length-biased judge, a candidate that pads its answers): what control costs in power,
+   and the false passes it prevents.
 
 The simulation model
 --------------------
@@ -61,6 +66,7 @@ from scipy.special import expit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _paired_study import study_paired  # noqa: E402  (imports pytest_arena too)
+from _style_study import study_style  # noqa: E402
 from study_cells import CELLS  # noqa: E402
 
 from pytest_arena import gates, rating, rating_table  # noqa: E402
@@ -287,11 +293,15 @@ def main(argv=None):
     parser.add_argument("--tie", type=float, default=0.3, help="tie probability (capped so ties stay half-win)")
     parser.add_argument("--tau", type=float, default=0.7, help="SD of the per-(question, model) effect, logit units")
     parser.add_argument("--tolerance", type=float, default=15.0, help="recovery tolerance, Elo points")
-    parser.add_argument("--only", choices=("recovery", "coverage", "gates", "paired"), action="append")
+    parser.add_argument("--only", choices=("recovery", "coverage", "gates", "paired", "style"), action="append")
     parser.add_argument("--gate-reps", type=int, help="repetitions per gate-study cell (default 200, --quick 40)")
     parser.add_argument("--paired-reps", type=int, help="repetitions per paired-study cell (default 200, --quick 40)")
     parser.add_argument("--paired-rounds", type=int, default=200, help="bootstrap rounds of the paired study's gates")
+    parser.add_argument("--style-reps", type=int, help="repetitions per style-study cell (default 200, --quick 40)")
+    parser.add_argument("--style-rounds", type=int, default=200, help="bootstrap rounds of the style study's gates")
     parser.add_argument("--round-size", type=int, default=10, help="questions per round of the sequential stop")
+    parser.add_argument("--paired-control", choices=("none", "length", "style"), default="none",
+                        help="the style control of studies 4 and 5's gates (lengths added where a cell has none)")
     parser.add_argument("--cells", choices=sorted(CELLS), action="append",
                         help="paired-study cells to run (default: every cell of study_cells.py)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
@@ -303,7 +313,8 @@ def main(argv=None):
     args.gate_reps = args.gate_reps or (40 if args.quick else 200)
     args.gate_rounds = 200
     args.paired_reps = args.paired_reps or (40 if args.quick else 200)
-    only = set(args.only or ("recovery", "coverage", "gates", "paired"))
+    args.style_reps = args.style_reps or (40 if args.quick else 200)
+    only = set(args.only or ("recovery", "coverage", "gates", "paired", "style"))
     print(f"pytest-arena ratings study ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
     print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; {args.jobs} worker processes", flush=True)
     prior = getattr(rating, "PRIOR_REG", None)
@@ -314,7 +325,8 @@ def main(argv=None):
     failed = False
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         studies = (("recovery", study_recovery), ("coverage", study_coverage), ("gates", study_gates),
-                   ("paired", lambda a, p: study_paired(a, p, print_table)))
+                   ("paired", lambda a, p: study_paired(a, p, print_table)),
+                   ("style", lambda a, p: study_style(a, p, print_table)))
         for name, study in studies:
             if name in only:
                 t = time.perf_counter()

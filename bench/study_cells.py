@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from _simulation import frame, latent_for_gap, population_ratings, round_robin_design, simulate
+from _simulation import answer_lengths, frame, latent_for_gap, population_ratings, round_robin_design, simulate
 
 GATE_NAMES = np.array(["base", "ref", "sft"], dtype=object)
 BASE, REF, SFT = 0, 1, 2
@@ -107,3 +107,37 @@ register(question_effect_cell(
 register(question_effect_cell(
     "redrawn", "tau 0.7: every model's effects new in the candidate run (the earlier study's model: as if on "
     "other questions; nothing to pair)", tau=0.7, carry=0.0, redraw_all=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# Issue 24: the verbose fine-tune. A judge that favours the longer answer (LENGTH_BIAS logits per unit of
+# (L_a - L_b) / (L_a + L_b): at the fine-tune's ratio VERBOSE its answers gain about +150 BT points), and a
+# candidate whose answers are VERBOSE times longer than in the baseline run; its quality moves by the
+# case's gap as in the other cells (gap 0: the only change is length). Its tables carry length_a/length_b.
+
+LENGTH_BIAS = 3.0
+VERBOSE = 1.8
+
+
+def verbose_cell(name: str, about: str, tau: float) -> Cell:
+    def simulate_cell(rng, questions, gaps, tie):
+        design = round_robin_design(len(GATE_NAMES), questions)
+        effects = rng.normal(0.0, tau, size=(questions, len(GATE_NAMES))) if tau > 0 else np.zeros((questions, 3))
+        lengths = answer_lengths(rng, questions, len(GATE_NAMES))
+        baseline = frame(GATE_NAMES, *simulate(rng, STILL, design, questions, tau, tie, effects=effects,
+                                               lengths=lengths, length_bias=LENGTH_BIAS), lengths=lengths)
+        padded = lengths.copy()
+        padded[:, SFT] = np.round(padded[:, SFT] * VERBOSE)
+        candidates = []
+        for gap in gaps:
+            latent = np.array(candidate_latent(gap, tau))
+            candidates.append(frame(GATE_NAMES, *simulate(rng, latent, design, questions, tau, tie, effects=effects,
+                                                          lengths=padded, length_bias=LENGTH_BIAS), lengths=padded))
+        return baseline, candidates
+
+    return Cell(name, about, simulate_cell, functools.partial(_change, tau=tau))
+
+
+register(verbose_cell(
+    "verbose fine-tune", f"tau 0.7, a length-biased judge ({LENGTH_BIAS:g} logits per unit length ratio); the "
+    f"candidate's answers {VERBOSE:g}x longer, its quality moved by the case's gap", tau=0.7))

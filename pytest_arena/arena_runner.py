@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from .backends import generator_backend
+from .batch_judging import BatchPending, judge_in_batches
 from .budget import Budget, BudgetExceeded, before_first_call
 from .file_names import lock_file
 from .generation.answers import ModelAnswers
@@ -51,6 +52,7 @@ class ArenaRunner:
         self._generated = False
         self.judge: MatchJudge | None = None
         self.budget = Budget()  # reviews_gen.max_calls/max_cost (budget.py), read at preflight
+        self.rounds = None  # early_stop.RoundJudging when judging stops once every gate is decided
         for judgment in plan.recorded:  # a rating-only run: the review file's verdicts, asked of no judge
             self.accept(judgment)
 
@@ -75,8 +77,10 @@ class ArenaRunner:
         if self.prepared:
             return
         review = self.config.review
-        # (under a budget, judging waits for every answer: the calls are counted before the first one)
-        if review.enable and not review.judge.is_local and self.judge is None and not self.budget.active:
+        # (under a budget or in batches, judging waits for every answer: the calls are counted, or sent, at once)
+        local = any(j.is_local for j in review.panel or (review.judge,))  # (a panel: any of its judges)
+        if review.enable and not local and self.judge is None and not self.budget.active \
+                and not review.judge.batch:
             self.judge = self._make_judge()
         waiting = [name for name in self.needed_models() if name not in self._ready]
         while waiting:
@@ -92,9 +96,13 @@ class ArenaRunner:
                 self._submit_ready()
         if review.enable and self.judge is None:
             before_first_call(self)  # over the budget: BudgetExceeded, and no call is made
-            self.judge = self._make_judge()
+            judge = self._make_judge()
+            self.futures.update(judge_in_batches(self, judge))  # reviewer.args.batch: provider batches first
+            self.judge = judge
         self._generated = True
         self.catch_up()
+        if self.rounds is not None:
+            self.rounds.judge(self)  # round by round, until every gate is decided (early_stop)
         self.prepared = True
 
     def catch_up(self) -> None:
@@ -112,13 +120,13 @@ class ArenaRunner:
             self.prepare()
             if self.role.whole_run_here:  # (an xdist worker judges the blocks it is given, as they come)
                 self._await_judgments(selected)
-        except BudgetExceeded:
-            raise  # a usage error of the whole run, not one for each item to report
+        except (BudgetExceeded, BatchPending):
+            raise  # a usage error of the whole run (or its pause), not one for each item to report
         except Exception as exc:  # noqa: BLE001 - every arena item reports it, as its fixture's error
             self._preparation_error = (exc, exc.__traceback__)
 
     def _await_judgments(self, selected: list[Match]) -> None:
-        pending = [self.futures[m.id] for m in self.judged if not self.futures[m.id].done()]
+        pending = [f for m in self.judged if (f := self.futures.get(m.id)) is not None and not f.done()]
         extra = len(self.judged) - len(selected)
         if extra:
             self.log(f"the gates rate the whole arena: {extra} {self.plan.match_kind} not selected are judged too "
@@ -164,7 +172,7 @@ class ArenaRunner:
 
     def _submit_ready(self) -> None:
         for match in self.judged:
-            if match.id in self.futures or not set(match.models) <= self._ready or not self.role.judges(match):
+            if match.id in self.futures or not set(match.models) <= self._ready or not self._judges_here(match):
                 continue
             answers = self.answers_of(match)
             if answers is not None:
@@ -173,8 +181,12 @@ class ArenaRunner:
     def _resolve_unjudged(self) -> None:
         """Answers only, or a match whose answer is missing: its outcome is known without a judge."""
         for match in self.judged:
-            if match.id not in self.futures and self.role.judges(match):
+            if match.id not in self.futures and self._judges_here(match):
                 self.futures[match.id] = done(self._unjudged(match))
+
+    def _judges_here(self, match: Match) -> bool:
+        # In rounds (early_stop) every process judges each round it reaches, each call paid once (claims).
+        return self.rounds.allows(match) if self.rounds is not None else self.role.judges(match)
 
     def _unjudged(self, match: Match) -> Judgment | None:
         """A match with no judge call: a missing answer is an error; with reviews off, answers suffice."""
@@ -237,7 +249,8 @@ class ArenaRunner:
         """Every verdict of the run is in (a gate is judged on all of them)."""
         self.prepare()
         for match in self.judged:
-            self.futures[match.id].exception()
+            if self.rounds is None or match.id in self.futures:  # (not there: its round was never judged)
+                self.futures[match.id].exception()
 
     def planned_calls(self) -> tuple[int, int | None]:
         """Judge calls the selection needs, and how many the review cache holds (None while answers are missing)."""

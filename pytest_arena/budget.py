@@ -34,6 +34,9 @@ from .spend import CallLimit, SharedCallLimit, end_shared_count
 
 ENV = "ARENA_MAX_COST"
 CHARS_PER_TOKEN = 4
+# What the Batch API charges against live calls when the config gives no batch price: half (OpenAI's
+# batch discount, which Anthropic's and others' match).
+BATCH_DISCOUNT = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,10 @@ class Estimate:
     completion_tokens: int  # the bound: max_tokens per call
     cost: float | None  # None: the judge has no prices
     counted_by: str  # how the prompt tokens were counted
+    priced_as: str = ""  # at the batch price: how it was set (``batch_prices``)
 
     def describe(self) -> str:
-        cost = "" if self.cost is None else f", estimated cost {self.cost:.4f}"
+        cost = "" if self.cost is None else f", estimated cost {self.cost:.4f}{self.priced_as}"
         return (f"{self.calls} judge calls to make ({self.cached} cached, free); {self.prompt_tokens} prompt tokens "
                 f"({self.counted_by}) + at most {self.completion_tokens} completion tokens (max_tokens per call){cost}")
 
@@ -100,14 +104,34 @@ def estimate(judge, pending: list[tuple], spec) -> Estimate:
         uncached = judge.uncached_calls(match, answers)
         cached += judge.cached_calls(match, answers)
         for call in uncached:
-            to_make.setdefault(call.key, call)  # one prompt, one call (shared while in flight)
+            if call.key not in judge.batch.pending:  # (held by a pending provider batch: paid at its submit)
+                to_make.setdefault(call.key, call)  # one prompt, one call (shared while in flight)
     count, counted_by = token_counter(spec) if to_make else (None, "none to count")
     prompt_tokens = sum(count(call.template.system_prompt, call.prompt) for call in to_make.values()) if count else 0
     completion_tokens = len(to_make) * spec.max_tokens
-    cost = None
+    cost, priced_as = None, ""
     if spec.prompt_cost_per_1m is not None or spec.completion_cost_per_1m is not None:
-        cost = (prompt_tokens * (spec.prompt_cost_per_1m or 0) + completion_tokens * (spec.completion_cost_per_1m or 0)) / 1e6
-    return Estimate(len(to_make), cached, prompt_tokens, completion_tokens, cost, counted_by)
+        prices = (spec.prompt_cost_per_1m or 0, spec.completion_cost_per_1m or 0)
+        if spec.batch:  # every call goes in a batch (a fallback asked live costs more: the run's bound holds it)
+            *prices, how = batch_prices(spec)
+            priced_as = f" at the batch price ({how})"
+        cost = (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1e6
+    return Estimate(len(to_make), cached, prompt_tokens, completion_tokens, cost, counted_by, priced_as)
+
+
+def batch_prices(spec) -> tuple[float, float, str]:
+    """The judge's prices per million prompt and completion tokens in a provider batch, and where they come
+    from: ``batch_prompt_cost_per_1m`` / ``batch_completion_cost_per_1m``, or half the live price."""
+    given = (spec.batch_prompt_cost_per_1m, spec.batch_completion_cost_per_1m)
+    live = (spec.prompt_cost_per_1m or 0.0, spec.completion_cost_per_1m or 0.0)
+    prompt, completion = (g if g is not None else price * BATCH_DISCOUNT for g, price in zip(given, live))
+    if None not in given:
+        how = "batch_prompt_cost_per_1m, batch_completion_cost_per_1m"
+    elif given == (None, None):
+        how = "half the live price, by default"
+    else:
+        how = "the batch price given, half the live price for the other"
+    return prompt, completion, how
 
 
 def token_counter(spec):

@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .file_names import cached_count_file
+from .file_names import cached_count_file, member_reviews
 from .record_files import write_atomic
 
 FORMAT = 1
@@ -92,10 +92,11 @@ def _identity(path: Path) -> tuple | None:
 def _signature(runner, judge_identity: str) -> str:
     plan, review = runner.plan, runner.config.review
     files = [review.review_file] + [answers.output_file for answers in plan.participants.values()]
+    files += [member_reviews(review.review_file, judge.model) for judge in review.panel]  # (a panel's judges)
     parts = {
         "format": FORMAT,
         "judge": judge_identity,
-        "judge_settings": repr(review.judge),
+        "judge_settings": repr(review.panel or review.judge),
         "judge_turns": review.judge_turns,
         "templates": [(t.name, t.digest) for t in plan.templates],
         "files": [(str(f), _stat(f)) for f in files],

@@ -8,7 +8,7 @@ The report ``reports/rating.csv`` has beside it, for a whole run:
 
 - ``rating.sets.csv`` (per question set), ``rating.turns.csv`` (per turn, ``judge_turns: each``),
   ``rating.flips.csv`` (the battles behind a failed gate), ``rating.<metric>.csv`` (EvalScope's tables),
-  ``rating.audit.csv`` (the judge audit), ``rating.png`` (the plot), ``rating.html`` (the battle browser);
+  ``rating.audit.csv`` (the judge audit), ``rating.judges.csv`` (a panel's judges), ``rating.style.csv`` (what style control found), ``rating.png`` (the plot), ``rating.html`` (the battle browser);
 
 and a -k/-m or partial run writes the same set beside ``rating.subset.csv`` instead, so that it never
 rewrites what a whole run produced. A baseline report ``baseline.csv`` keeps its per-battle verdicts in
@@ -72,6 +72,11 @@ def flips_file(report: Path) -> Path:
     return _beside(report, "flips", ".csv")
 
 
+def style_notes_file(report: Path) -> Path:
+    """What style control found (each covariate's coefficient, issue 24): ``rating.style.csv``."""
+    return _beside(report, "style", ".csv")
+
+
 def metric_file(report: Path, metric: str) -> Path:
     """A ``rating_gen.metrics`` table (EvalScope's): ``rating.elo.csv``, ``rating.pairwise.csv``."""
     return _beside(report, metric, ".csv")
@@ -99,12 +104,15 @@ def verdicts_file(baseline_report: Path) -> Path:
 
 def files_beside(report: Path, metrics=()) -> tuple[Path, ...]:
     """Every file a run may write for ``report``: the report and its subset report, and beside each of
-    them the per-set and per-turn tables, the plot, the page, the flips, the metric tables and the audit."""
+    them the per-set and per-turn tables, the plot, the page, the flips, the metric tables, the audit,
+    the panel's judges and the style-control notes."""
     both = (Path(report), subset_report(report))
     files = [f for path in both for f in (path, sets_report(path), plot_file(path), turns_report(path), page_file(path))]
     files += [flips_file(path) for path in both]
     files += [metric_file(path, m) for path in both for m in METRIC_TABLES if m in metrics]
     files += [audit_file(path) for path in both]
+    files += [judges_file(path) for path in both]
+    files += [style_notes_file(path) for path in both]
     return tuple(files)
 
 
@@ -142,13 +150,43 @@ def batch_state_file(review_file: Path) -> Path:
     return _after(review_file, ".batch.json")
 
 
+def batch_run_lock(review_file: Path) -> Path:
+    """Held by the one process of a run that submits, waits for and merges its batches: ``reviews.jsonl.batch-run.lock``."""
+    return _after(review_file, ".batch-run.lock")
+
+
+def audit_reviews(review_file: Path) -> Path:
+    """The judge audit's own review file (its cache), for labelled pairs no battle judged: ``reviews.audit.jsonl``."""
+    return _beside(review_file, "audit")
+
+
+def member_name(judge: str) -> str:
+    """A panel judge's name as a file name part: ``meta-llama/Llama-3`` -> ``meta-llama_Llama-3``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in judge).strip(".") or "judge"
+
+
+def member_reviews(review_file: Path, judge: str) -> Path:
+    """A panel judge's own review file (its cache): ``reviews.jsonl`` -> ``reviews.<judge>.jsonl``."""
+    return _beside(review_file, member_name(judge))
+
+
+def judges_file(report: Path) -> Path:
+    """A panel's per-judge ratings: ``rating.judges.csv``."""
+    return _beside(report, "judges", ".csv")
+
+
 def digests_file(answers_file: Path) -> Path:
     """The checkpoint digests kept beside a model's answers: ``answer_x.jsonl.digests.json``."""
     return _after(answers_file, ".digests.json")
 
 
-def files_beside_reviews(review_file: Path) -> tuple[Path, ...]:
-    """The files a run may write beside its review file (the paths check keeps every input off them)."""
+def files_beside_reviews(review_file: Path, judges=()) -> tuple[Path, ...]:
+    """The files a run may write beside its review file (the paths check keeps every input off them); with
+    a panel's ``judges`` (names), each judge's own review file and those beside it."""
+    members = tuple(f for judge in judges
+                    for member in (member_reviews(review_file, judge), member_reviews(audit_reviews(review_file), judge))
+                    for f in (member, *files_beside_reviews(member)))
     spend = spend_file(review_file)
-    return (cached_count_file(review_file), spend, lock_file(spend), batch_state_file(review_file),
-            lock_file(batch_state_file(review_file)))
+    return (cached_count_file(review_file), spend, lock_file(spend), audit_reviews(review_file),
+            batch_state_file(review_file),
+            lock_file(batch_state_file(review_file)), batch_run_lock(review_file)) + members

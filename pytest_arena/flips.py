@@ -19,8 +19,9 @@ The public API:
 A ``Flip`` is plain data: ``item`` (``q017-A--vs--B``), ``question`` (``q017``, as the item shows it),
 ``turn`` (None unless judged per turn), ``model`` and ``opponent``, ``before`` and ``now`` (``win``,
 ``tie`` or ``loss`` for ``model``; ``before`` is ``""`` when the baseline run did not judge the battle),
-``reason`` (the first line of the judge's reply now) and ``cache_key`` (the review cache key of the
-reply, to find it in the review file).
+``reason`` (the first line of the judge's reply now), ``cache_key`` (the review cache key of the
+reply, to find it in the review file) and ``length_ratio`` (the model's answer length over the
+opponent's, None when the answers are not at hand: what a length-biased judge may have rewarded).
 """
 
 from __future__ import annotations
@@ -52,15 +53,21 @@ class Flip:
     now: str
     reason: str
     cache_key: str = ""
+    length_ratio: float | None = None
+
+    def with_ratio(self, ratio: float | None) -> "Flip":
+        return dataclasses.replace(self, length_ratio=None if ratio is None else round(ratio, 3))
 
     @property
     def worse_by(self) -> float:
         """How much worse ``now`` is than ``before`` for the model: 1 for a win lost, 0.5 for a win tied."""
         return POINTS.get(self.before, 1.0) - POINTS[self.now]
 
-    def line(self) -> str:
+    def line(self, show_ratio: bool = False) -> str:
         turn = f" turn {self.turn}" if self.turn is not None else ""
         change = f"{self.before} -> {self.now}" if self.before else self.now
+        if show_ratio and self.length_ratio is not None:
+            change += f" (length ratio {self.length_ratio:.2f})"
         return f"{self.question}{turn} vs {self.opponent}: {change}: {self.reason or '(no reason given)'}"
 
 
@@ -83,8 +90,19 @@ def gate_flips(gate, judgments, baseline_report: Path | None) -> list[Flip]:
 # The baseline's verdicts
 
 
-def verdict_records(judgments) -> list[dict]:
-    """One record per judged battle (pairwise modes; a scoring keeps its score), in plan order."""
+STYLE_KEYS = ("length", "headers", "list_items", "bold")  # rating.STYLE_FEATURES, without importing pandas here
+
+
+def verdict_records(judgments, styles=None) -> list[dict]:
+    """One record per judged battle (pairwise modes; a scoring keeps its score), in plan order.
+
+    ``styles`` (``answer_styles``: each answer's length and markdown counts by (model, question key))
+    adds ``length_a``/``length_b``, the markdown counts and ``length_unit`` to a battle's record where
+    both answers have a style row: what a controlled paired gate refits the baseline run with."""
+    from .rating_table import question_key
+
+    rows = {} if styles is None else {key: dict(zip(styles.columns, values))
+                                      for key, values in zip(styles.index, styles.itertuples(index=False))}
     records = []
     for judgment in _units(j for j in judgments if j.ok):
         if not judgment.ok:
@@ -97,6 +115,12 @@ def verdict_records(judgments) -> list[dict]:
             record["turn"] = _turn(judgment)
         if isinstance(match, Battle):
             record.update(model_a=match.model_a, model_b=match.model_b, win=judgment.winner)
+            record["games"] = [list(game) for game in judgment.games]  # what a paired gate resamples (gate_evidence)
+            sides = [rows.get((name, question_key(match.question))) for name in (match.model_a, match.model_b)]
+            if sides[0] is not None and sides[1] is not None:
+                for feature in STYLE_KEYS:
+                    record[f"{feature}_a"], record[f"{feature}_b"] = (int(side[feature]) for side in sides)
+                record["length_unit"] = str(sides[0]["length_unit"])
         else:
             record.update(model=match.model, score=judgment.score)
         record["cache_keys"] = _replies_of(judgment)[1]
@@ -104,9 +128,9 @@ def verdict_records(judgments) -> list[dict]:
     return records
 
 
-def write_verdicts(path: Path, judgments) -> None:
-    """Replace the baseline's verdicts file in one step (``write_atomic``)."""
-    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in verdict_records(judgments))
+def write_verdicts(path: Path, judgments, styles=None) -> None:
+    """Replace the baseline's verdicts file in one step (``write_atomic``); ``styles`` as in ``verdict_records``."""
+    text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in verdict_records(judgments, styles))
     write_atomic(path, text)
 
 
@@ -218,7 +242,8 @@ def first_line(text: str) -> str:
 # What a failed gate shows, and the CSV
 
 
-def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Path | None) -> list[str]:
+def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Path | None,
+                   show_ratio: bool = False) -> list[str]:
     """The lines added to a failed gate's message (at most ``SHOWN`` flips)."""
     if gate.kind == "drop" and baseline_report is not None and read_verdicts(verdicts_file(baseline_report)) is None:
         return [(f"(no per-battle verdicts beside the baseline report: {verdicts_file(baseline_report).name} is "
@@ -229,7 +254,7 @@ def evidence_lines(gate, flips: list[Flip], csv_path: Path, baseline_report: Pat
     what = ("questions whose verdicts changed against the baseline run, worst first" if gate.kind == "drop"
             else f"battles {gate.model} lost against {gate.beats}")
     shown = f"the first {SHOWN} of {len(flips)}" if len(flips) > SHOWN else f"{len(flips)}"
-    return [f"{what} ({shown}; all in {csv_path}):"] + [f"  {flip.line()}" for flip in flips[:SHOWN]]
+    return [f"{what} ({shown}; all in {csv_path}):"] + [f"  {flip.line(show_ratio)}" for flip in flips[:SHOWN]]
 
 
 def write_flips_csv(path: Path, flips_by_gate: dict[str, list[Flip]]) -> bool:
@@ -250,11 +275,33 @@ def write_flips_csv(path: Path, flips_by_gate: dict[str, list[Flip]]) -> bool:
     return True
 
 
-def explain(gate, result, judgments, previous, baseline_report: Path | None, flips_csv: Path):
+def explain(gate, result, judgments, previous, baseline_report: Path | None, flips_csv: Path, lengths=None):
     """A failed max_drop or beats gate's result with its evidence added to the message, and that
-    evidence (None for a gate that has none to show); any other result as it is."""
+    evidence (None for a gate that has none to show); any other result as it is. ``lengths``: each
+    answer's length by (model, question key), for the flips' length ratios; the message shows them
+    when the gate judged a style-controlled rating or its raw and controlled verdicts disagree."""
     if result.passed or gate.kind not in ("drop", "beats") or (gate.kind == "drop" and previous is None):
         return result, None  # (no baseline report at all: the message says so already)
     flips = gate_flips(gate, judgments, baseline_report)
-    lines = evidence_lines(gate, flips, flips_csv, baseline_report)
+    if lengths:
+        from .rating_table import question_key
+
+        keys = {j.match.id: question_key(j.match.question) for j in judgments}
+        flips = [flip.with_ratio(length_ratio(flip, keys, lengths)) for flip in flips]
+    show = bool(lengths) and (getattr(result, "control", "none") != "none" or bool(getattr(result, "disagreement", None)))
+    lines = evidence_lines(gate, flips, flips_csv, baseline_report, show_ratio=show)
+    if gate.kind == "beats" and not flips and getattr(result, "control", "none") != "none":
+        lines = [f"(no battle lost: what failed is the {result.control}-controlled rating, the wins with their "
+                 "length taken out)"]
     return dataclasses.replace(result, message="\n".join([result.message, *lines])), flips
+
+
+
+def length_ratio(flip: Flip, keys: dict, lengths) -> float | None:
+    """The flip's model's answer length over its opponent's (``keys``: item id -> question key;
+    ``lengths``: (model, question key) -> length)."""
+    key = keys.get(flip.item)
+    mine, theirs = lengths.get((flip.model, key)), lengths.get((flip.opponent, key))
+    if not mine or not theirs:
+        return None
+    return float(mine) / float(theirs)

@@ -5,10 +5,17 @@ A gate on a point estimate flaps with judge noise. Threshold gates (``min_rating
 ``min_win_rate``; ``min_score``) ask the CI's lower bound to reach the threshold: "at least this good, with 95%
 confidence". Regression gates (``beats``, ``max_drop``) fail only when the loss is significant: the
 whole CI lies beyond the allowed margin. A gate never passes for lack of data.
+
+Each gate judges the rating its ``control`` names (``none``: raw Bradley-Terry; ``length`` or ``style``:
+the style-controlled one, issue 24; by default ``rating_gen.style_control``), and its message names it.
+It is judged the other way too (raw against controlled; a raw gate against ``length``): when the two
+verdicts differ, ``GateResult.disagreement`` says so in one line, e.g. ``sft beats base only by length:
+raw +84 [+31, +140], length-controlled -3 [-55, +49]``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -22,6 +29,8 @@ class GateResult:
     value: float | None = None  # the number the gate judged, for JUnit properties
     ci: tuple[float, float] | None = None
     threshold: float | None = None
+    control: str = "none"  # the control of the rating judged
+    disagreement: str | None = None  # the one line saying raw and controlled disagree
 
     def properties(self) -> list[tuple[str, object]]:
         """The gate item's properties (JUnit XML shows them), wherever the gate is evaluated."""
@@ -30,12 +39,46 @@ class GateResult:
             found += [("gate_value", round(self.value, 4)), ("gate_threshold", self.threshold)]
         if self.ci is not None:
             found.append(("gate_ci", f"{self.ci[0]:.4f} .. {self.ci[1]:.4f}"))
+        if self.control != "none":
+            found.append(("gate_control", self.control))
+        if self.disagreement:
+            found.append(("gate_disagreement", self.disagreement))
         return found
 
 
-def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
+def evaluate_gate(gate: GateSpec, table, previous=None, evidence=None) -> GateResult:
     """``table`` is the session's RatingTable (None when nothing was judged); ``previous`` the baseline
-    report for max_drop gates."""
+    report for max_drop gates; ``evidence`` (``gate_evidence.RunEvidence``) pairs beats and max_drop by
+    question. Judged under the gate's control, and the other way for the comparison."""
+    control = gate.control or (table.control if table is not None else "none")
+    result = judge_gate(gate, table, previous, control, evidence)
+    if table is None or result.value is None or table.primary != "bt":
+        return result
+    if control != "none" and result.control == "none":
+        # Never a raw verdict passed off as a controlled one: the gate says what it could not control.
+        why = ("the answers' lengths are not known in this run (a battle whose answers it does not have)"
+               if table.styled is None else "this gate has no controlled rating")
+        result = dataclasses.replace(result, message=f"{result.message}\nnot {control}-controlled: {why}; "
+                                                     "the raw rating was judged")
+    if gate.kind == "beats" and result.control != "none":
+        from .style_ratings import win_rate_line
+
+        line = win_rate_line(table.styled, gate.model, gate.beats, table.spec)
+        result = dataclasses.replace(result, message=f"{result.message}\n{line}") if line else result
+    judged = result.control  # raw where the battles have no style columns
+    other = "none" if judged != "none" else "length"
+    if table.judged_control(other) != other:
+        return result  # no style columns: nothing to compare with
+    alternative = judge_gate(gate, table, previous, other, evidence)
+    if alternative.value is None or alternative.control == judged or alternative.passed == result.passed:
+        return result
+    raw, controlled = (result, alternative) if judged == "none" else (alternative, result)
+    line = disagreement_line(gate, raw, controlled)
+    return dataclasses.replace(result, message=f"{result.message}\n{line}", disagreement=line)
+
+
+def judge_gate(gate: GateSpec, table, previous, control: str, evidence=None) -> GateResult:
+    """The gate judged on the rating ``control`` names (``table.judged_control``: raw without style columns)."""
     row = None if table is None else table.row(gate.model)
     if row is None:
         return GateResult(False, f"{gate.model}: no judged battles in this run, so the gate cannot pass")
@@ -45,9 +88,17 @@ def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
         if (kind == "score") != (table.primary == "score"):
             wanted = "single mode (scores)" if kind == "score" else "a pairwise mode (ratings)"
             return GateResult(False, f"{gate.model}: a {key} gate needs {wanted}")
-        point, lower, upper = table.rating(gate.model)
-        return _at_least(gate.model, table.name, point, lower, upper, getattr(gate, key), key, _extra(row),
-                         ".2f" if kind == "score" else ".1f")
+        point, lower, upper = table.rating(gate.model, control)
+        result = _at_least(gate.model, table.rating_name(control), point, lower, upper, getattr(gate, key), key,
+                           _extra(row), ".2f" if kind == "score" else ".1f")
+        return dataclasses.replace(result, control=table.judged_control(control))
+    if kind == "winrate" and table.judged_control(control) != "none" and "LC_Win_Rate" in table.frame.columns:
+        if row["LC_Win_Rate"] != row["LC_Win_Rate"]:
+            return GateResult(False, f"{gate.model}: no battles against a baseline (min_win_rate needs pairwise_baseline mode)")
+        result = _at_least(gate.model, "length-controlled win rate vs baseline", float(row["LC_Win_Rate"]),
+                           float(row["LC_CI_Lower"]), float(row["LC_CI_Upper"]), gate.min_win_rate, "min_win_rate",
+                           _extra(row), ".3f")
+        return dataclasses.replace(result, control="length")
     if kind == "winrate":
         if "Baseline_Win_Rate" not in table.frame.columns or row["Baseline_Win_Rate"] != row["Baseline_Win_Rate"]:
             return GateResult(False, f"{gate.model}: no battles against a baseline (min_win_rate needs pairwise_baseline mode)")
@@ -55,8 +106,14 @@ def evaluate_gate(gate: GateSpec, table, previous=None) -> GateResult:
                          float(row["Baseline_CI_Lower"]), float(row["Baseline_CI_Upper"]), gate.min_win_rate,
                          "min_win_rate", _extra(row), ".3f")
     if kind == "beats":
-        return _beats(gate, table)
-    return _max_drop(gate, table, previous)
+        unpaired = lambda: _beats(gate, table, control)  # noqa: E731
+    else:
+        unpaired = lambda: _max_drop(gate, table, previous, control)  # noqa: E731
+    if evidence is None:
+        return unpaired()
+    from .gate_evidence import paired_gate
+
+    return paired_gate(gate, table, evidence, control, unpaired)  # by question, where both sides allow
 
 
 def _extra(row) -> str:
@@ -74,18 +131,19 @@ def _at_least(model, name, point, lower, upper, threshold, key, extra, fmt) -> G
     )
 
 
-def _beats(gate: GateSpec, table) -> GateResult:
+def _beats(gate: GateSpec, table, control: str = "none") -> GateResult:
     from . import rating
 
-    other = table.rating(gate.beats)
+    other = table.rating(gate.beats, control)
     if other is None:
         return GateResult(False, f"{gate.beats}: no judged battles in this run, so '{gate.model} beats {gate.beats}' cannot pass")
     if table.primary == "score":
         return GateResult(False, f"{gate.model}: a beats gate needs a pairwise mode (ratings)")
-    point = table.rating(gate.model)[0] - other[0]
-    if table.samples is not None:
+    point = table.rating(gate.model, control)[0] - other[0]
+    samples = table.samples_for(control)
+    if samples is not None:
         # The same 95% percentile interval as the table's, on the rounds' paired differences.
-        interval = rating.confidence_intervals(rating.difference_samples(table.samples, gate.model, gate.beats))
+        interval = rating.confidence_intervals(rating.difference_samples(samples, gate.model, gate.beats))
         lower, upper = float(interval["ci_lower"].iloc[0]), float(interval["ci_upper"].iloc[0])
     else:
         lower = upper = point
@@ -94,25 +152,27 @@ def _beats(gate: GateSpec, table) -> GateResult:
     verdict = "not significantly below" if passed else "significantly below"
     return GateResult(
         passed,
-        f"{gate.model} - {gate.beats}: {table.name} difference {point:+.1f} (95% CI {lower:+.1f} .. {upper:+.1f}); "
-        f"{verdict} -margin {0.0 - gate.margin:+g}",
-        value=point, ci=(lower, upper), threshold=-gate.margin,
+        f"{gate.model} - {gate.beats}: {table.rating_name(control)} difference {point:+.1f} (95% CI {lower:+.1f} .. "
+        f"{upper:+.1f}); {verdict} -margin {0.0 - gate.margin:+g}",
+        value=point, ci=(lower, upper), threshold=-gate.margin, control=table.judged_control(control),
     )
 
 
-def _max_drop(gate: GateSpec, table, previous) -> GateResult:
+def _max_drop(gate: GateSpec, table, previous, control: str = "none") -> GateResult:
     from .rating_table import previous_half_width, previous_value
 
+    name = table.rating_name(control)
     if previous is None:
         return GateResult(False, f"{gate.model}: max_drop needs a baseline report (--arena-baseline PATH)")
-    before = previous_value(previous, table, gate.model)
+    before = previous_value(previous, table, gate.model, control)
     if before is None:
-        return GateResult(False, f"{gate.model}: the baseline report has no {table.name} for this model, "
-                                 "so max_drop cannot pass")
-    point, lower, upper = table.rating(gate.model)
+        return GateResult(False, f"{gate.model}: the baseline report has no {name} for this model, "
+                                 "so max_drop cannot pass" + (" (BT_Rating_SC: refresh the baseline with "
+                                 "--arena-baseline-update under this control)" if name != table.name else ""))
+    point, lower, upper = table.rating(gate.model, control)
     # Both runs are noisy: the change's standard error combines this run's CI with the baseline
     # report's (taking a stored point as exact raised false alarms to ~10% at max_drop 0).
-    before_half_width = previous_half_width(previous, table, gate.model)
+    before_half_width = previous_half_width(previous, table, gate.model, control)
     half_width = math.hypot((upper - lower) / 2, before_half_width)
     change = point - before
     low, high = change - half_width, change + half_width
@@ -120,8 +180,36 @@ def _max_drop(gate: GateSpec, table, previous) -> GateResult:
     verdict = "not significantly more" if passed else "significantly more"
     return GateResult(
         passed,
-        f"{gate.model}: {table.name} {point:.1f} (95% CI {lower:.1f} .. {upper:.1f}) against {before:.1f} in the "
+        f"{gate.model}: {name} {point:.1f} (95% CI {lower:.1f} .. {upper:.1f}) against {before:.1f} in the "
         f"baseline report: change {change:+.1f} (95% CI {low:+.1f} .. {high:+.1f}), {verdict} than the allowed "
         f"drop of {gate.max_drop:g}",
-        value=change, ci=(low, high), threshold=-gate.max_drop,
+        value=change, ci=(low, high), threshold=-gate.max_drop, control=table.judged_control(control),
     )
+
+
+# What a gate's model does "only by length" when raw and controlled disagree: (raw passes, raw fails).
+_ONLY_BY = {
+    "beats": ("{model} beats {beats} only by {word}", "{model} loses to {beats} only by {word}"),
+    "drop": ("{model} keeps its rating only by {word}", "{model} drops only by {word}"),
+    "elo": ("{model} reaches min_rating {threshold:g} only by {word}", "{model} misses min_rating {threshold:g} only by {word}"),
+    "winrate": ("{model} reaches min_win_rate {threshold:g} only by {word}",
+                "{model} misses min_win_rate {threshold:g} only by {word}"),
+}
+
+
+def disagreement_line(gate: GateSpec, raw: GateResult, controlled: GateResult) -> str:
+    """``sft beats base only by length: raw +84 [+31, +140], length-controlled -3 [-55, +49]``."""
+    from .style_ratings import CONTROL_WORDS
+
+    word = CONTROL_WORDS[controlled.control]
+    passed, failed = _ONLY_BY[gate.kind]
+    threshold = -raw.threshold if gate.kind == "beats" and raw.threshold else (raw.threshold or 0.0)
+    head = (passed if raw.passed else failed).format(model=gate.model, beats=gate.beats, word=word, threshold=threshold)
+    return f"{head}: raw {_figure(gate, raw)}, {word}-controlled {_figure(gate, controlled)}"
+
+
+def _figure(gate: GateSpec, result: GateResult) -> str:
+    if gate.kind == "winrate":
+        return f"{result.value:.1%} [{result.ci[0]:.1%}, {result.ci[1]:.1%}]"
+    sign = "+" if gate.kind in ("beats", "drop") else ""
+    return f"{result.value:{sign}.0f} [{result.ci[0]:{sign}.0f}, {result.ci[1]:{sign}.0f}]"

@@ -1,5 +1,6 @@
 """The run's judge, built: the backend behind a ``LazyJudge`` (loaded on the first call the review cache
-cannot answer), wrapped in a ``MatchJudge`` with the run's templates, review file, identity and budget.
+cannot answer), wrapped in a ``MatchJudge`` with the run's templates, review file, identity and budget; for a panel of
+judges (``reviews_gen.reviewer`` as a list), one such judge per member in a ``PanelJudge``.
 
 ``judge_identity`` is what makes a judge's replies reusable (part of every review cache key);
 ``probe_judge`` is a judge that asks nothing, for counting what the review cache holds.
@@ -12,7 +13,9 @@ import threading
 from typing import Callable
 
 from .backends import judge_backend
+from .batch_judging import pending_keys
 from .budget import call_limit
+from .file_names import member_reviews
 from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.match_judge import MatchJudge
 from .judging.templates import choose_template, skipped_reference_template
@@ -22,19 +25,38 @@ from .plan import ArenaPlan
 def make_match_judge(plan: ArenaPlan, role, budget, judged: list, cache_dir, memo: DigestMemo,
                      log: Callable[[str], None]) -> MatchJudge:
     """The judge of a run whose process plays ``role`` (under xdist the workers share max_concurrency)
-    and which judges the matches ``judged``."""
+    and which judges the matches ``judged``; a ``PanelJudge`` for a panel of judges (judging/panel.py)."""
     review = plan.config.review
-    spec = review.judge
+    log_template_choices(plan, judged, log)
+    if review.panel:
+        from .judging.panel import PanelJudge
+
+        members = [(spec.model, _one_judge(plan, spec, member_reviews(review.review_file, spec.model), role, cache_dir,
+                                           memo, log)) for spec in review.panel]
+        panel = PanelJudge(members, review.judge, review.panel_rule, review.review_file, log)
+        # One limit for every judge's calls (N judges: N times the calls), at the dearest judge's prices.
+        panel.call_limit = call_limit(budget, _dearest(review.panel), review.review_file, role.run_id, log)
+        return panel
+    match_judge = _one_judge(plan, review.judge, review.review_file, role, cache_dir, memo, log)
+    # No call past reviews_gen.max_calls or max_cost (budget.py, spend.py): the run's, shared by its xdist workers.
+    match_judge.call_limit = call_limit(budget, review.judge, review.review_file, role.run_id, log)
+    return match_judge
+
+
+def _one_judge(plan: ArenaPlan, spec, review_file, role, cache_dir, memo: DigestMemo,
+               log: Callable[[str], None]) -> MatchJudge:
+    """One judge (the run's, or one of a panel's) asking into ``review_file``, its cache."""
+    review = plan.config.review
     backend = judge_backend(spec)
     if backend.converts_gguf:
-        def load_judge():
+        def load_judge(spec=spec):
             from .generation.gguf import loadable
 
             log(f"judge: loading local model {spec.checkpoint.path}")
             checkpoint = loadable(spec.checkpoint, cache_dir, memo, log)
             return backend.load()(dataclasses.replace(spec, checkpoint=checkpoint))
     else:
-        def load_judge():
+        def load_judge(spec=spec):
             return backend.load()(spec)
 
         if role.workers > 1:  # max_concurrency is the whole run's: the workers share it
@@ -42,19 +64,37 @@ def make_match_judge(plan: ArenaPlan, role, budget, judged: list, cache_dir, mem
     # Built on the first call the review cache cannot answer: a cached rerun loads no model and
     # never imports openai (seconds).
     judge = LazyJudge(load_judge)
-    log_template_choices(plan, judged, log)
-    match_judge = MatchJudge(judge, spec, plan.templates, review.review_file, judge_identity(spec, memo), log,
+    match_judge = MatchJudge(judge, spec, plan.templates, review_file, judge_identity(spec, memo), log,
                              judge_turns=review.judge_turns)
-    # No call past reviews_gen.max_calls or max_cost (budget.py, spend.py): the run's, shared by its xdist workers.
-    match_judge.call_limit = call_limit(budget, spec, review.review_file, role.run_id, log)
+    # Calls a pending provider batch holds are paid: no run asks them live until it is collected (batch_judging).
+    match_judge.batch.pending = pending_keys(review_file)
     return match_judge
+
+
+def _dearest(judges):
+    """A judge spec whose prices and max_tokens bound every judge's: the budget's worst case for a panel."""
+    return dataclasses.replace(judges[0], max_tokens=max(j.max_tokens for j in judges),
+                               prompt_cost_per_1m=max(j.prompt_cost_per_1m or 0.0 for j in judges),
+                               completion_cost_per_1m=max(j.completion_cost_per_1m or 0.0 for j in judges))
 
 
 def probe_judge(plan: ArenaPlan, memo: DigestMemo) -> MatchJudge:
     """A judge that asks nothing: what the matches would ask, and what the review cache holds."""
     review = plan.config.review
-    return MatchJudge(None, review.judge, plan.templates, review.review_file, judge_identity(review.judge, memo),
-                      judge_turns=review.judge_turns)
+    if review.panel:
+        from .judging.panel import PanelJudge
+
+        members = [(spec.model, _probe(plan, spec, member_reviews(review.review_file, spec.model), memo))
+                   for spec in review.panel]
+        return PanelJudge(members, review.judge, review.panel_rule, review.review_file)
+    return _probe(plan, review.judge, review.review_file, memo)
+
+
+def _probe(plan: ArenaPlan, spec, review_file, memo: DigestMemo) -> MatchJudge:
+    probe = MatchJudge(None, spec, plan.templates, review_file, judge_identity(spec, memo),
+                       judge_turns=plan.config.review.judge_turns)
+    probe.batch.pending = pending_keys(review_file)  # paid already: the budget's estimate skips them
+    return probe
 
 
 def log_template_choices(plan: ArenaPlan, judged: list, log: Callable[[str], None]) -> None:

@@ -5,7 +5,7 @@ The items record them in ``user_properties``, which pytest's JUnit writer puts i
 pytest's default, a ``<testcase>`` may not hold ``<properties>`` (its schema, junit-10.xsd, allows
 them only on the ``<testsuite>``): CI tools that validate the file reject it. So under xunit2 an arena
 item's properties move to the suite's, named ``<test name>.<property>``, e.g.
-``test_gate[elo-sft].gate_ci``; a rerun item's replace its earlier ones.
+``test_gate[elo-sft].gate_ci``; a rerun item's replace its earlier ones; the judge's biases are the suite's.
 """
 
 from __future__ import annotations
@@ -52,7 +52,21 @@ class SuiteLevelProperties:
             properties[index] = properties.pop()
 
 
+class RunProperties:
+    """The run's judge-bias figures (judge_bias.py) as suite properties, before pytest's writer writes."""
+    def __init__(self, writer, arena):
+        self.writer, self.arena = writer, arena
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        for name, value in self.arena.outputs().judge_bias().properties() if self.arena.prepared else ():
+            self.writer.add_global_property(name, value)
+
+
 def register(config: pytest.Config) -> None:
     writer = junit_writer(config)
     if writer is not None and writer.family == "xunit2":
         config.pluginmanager.register(SuiteLevelProperties(writer), "arena-junit")
+    from .item_stash import SESSION_KEY
+    if writer is not None and SESSION_KEY in config.stash:
+        config.pluginmanager.register(RunProperties(writer, config.stash[SESSION_KEY]), "arena-junit-run")

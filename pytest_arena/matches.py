@@ -148,6 +148,8 @@ def _label_width(questions: list[Question]) -> int:
 
 
 def gate_id(gate: GateSpec) -> str:
+    if gate.model is None:  # a gate on the judge (config.JudgeGateSpec): ``judge_agreement``
+        return gate.kind
     if gate.kind == "beats":
         return f"beats-{safe_name(gate.model)}{VS}{safe_name(gate.beats)}"
     return f"{gate.kind}-{safe_name(gate.model)}"

@@ -139,8 +139,7 @@ def _default_ssl_context() -> Any:
 def chat(client: Any, model: str, messages: list[dict], temperature: float, max_tokens: int,
          extra_body: dict | None = None) -> ChatReply:
     """One non-streaming chat completion; any failure is a ChatCallError with a one-line reason."""
-    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature,
-                            "max_tokens": max_tokens}
+    body = chat_body(model, messages, temperature, max_tokens)
     if extra_body:
         body.update(extra_body)
     try:
@@ -149,7 +148,12 @@ def chat(client: Any, model: str, messages: list[dict], temperature: float, max_
         # The client has already retried what is worth retrying; a JSON content type with a body that
         # is not JSON surfaces as a plain ValueError, not an openai error, and must not crash a pool.
         raise ChatCallError(f"{type(exc).__name__}: {short(str(exc))}", server_down=_server_down(exc)) from None
-    return _read_reply(response)
+    return read_reply(response)
+
+
+def chat_body(model: str, messages: list[dict], temperature: float, max_tokens: int) -> dict[str, Any]:
+    """The chat-completions request body: what a live call posts and a batch line carries (batch_api)."""
+    return {"model": model, "messages": messages, "temperature": temperature, "max_tokens": max_tokens}
 
 
 def _server_down(exc: Exception) -> bool:
@@ -162,7 +166,8 @@ def _server_down(exc: Exception) -> bool:
     return isinstance(status, int) and (status >= 500 or status == 429)
 
 
-def _read_reply(response: object) -> ChatReply:
+def read_reply(response: object) -> ChatReply:
+    """A chat completion's decoded JSON as a ChatReply (a live reply, or a batch output line's body)."""
     # With cast_to=object the client returns the decoded JSON, or the body as text when the content
     # type is not JSON; nothing has validated its shape.
     if not isinstance(response, dict):

@@ -13,6 +13,10 @@ OPTIONS = [
     ("--arena-baseline-update", dict(
         dest="arena_baseline_update", action="store_true", default=False,
         help="write this run's ratings to the --arena-baseline file (not from a -k/-m subset run).")),
+    ("--arena-judge-audit", dict(
+        dest="arena_judge_audit", metavar="LABELS", default=None,
+        help="audit the judge against these labelled pairs (FastChat's human judgments, or JSON lines of "
+        "question_id, model_a, model_b, winner): its agreement, kappa and biases; overrides reviews_gen.audit.")),
     ("--arena-limit", dict(
         dest="arena_limit", metavar="N", default=None,
         help="only the first N questions of each question set take part (a limited run; its report is "
@@ -28,6 +32,18 @@ OPTIONS = [
     ("--arena-results", dict(
         dest="arena_results", metavar="DIR", default=None,
         help="where outputs the config does not name go (answers, reviews, report); default ./results")),
+    ("--arena-batch", dict(
+        dest="arena_batch", nargs="?", const="blocking", default=None, choices=("blocking", "submit", "collect"),
+        help="judge through the provider's Batch API (about half the price): alone, wait for the batch and rate; "
+        "=submit sends the batch and exits pending (exit 75); =collect (a later run) merges it and rates.")),
+    ("--arena-stop-when-decided", dict(
+        dest="arena_stop_when_decided", action="store_true", default=False,
+        help="judge in rounds over a seeded random order of questions and stop calling the judge once every "
+        "gate is decided (a group-sequential test); the rest are skipped, and no baseline is written.")),
+    ("--arena-power", dict(
+        dest="arena_power", metavar="DROP", nargs="?", const="", default=None,
+        help="judge nothing: print, from the --arena-baseline run's verdicts, the smallest drop each gate "
+        "detects with 80%% power at this question count, and (=DROP) the questions a drop of DROP needs.")),
     ("--arena-worker-gpus", dict(
         dest="arena_worker_gpus", metavar="DEVICES", default=None,
         help="with pytest-xdist (-n N): the CUDA devices of each worker, e.g. 0,1,2,3 (one each) or 0+1,2+3 "
@@ -43,4 +59,5 @@ INI_KEYS = [  # name, help, and addini's keywords
     ("arena_results", "default for --arena-results (relative to the ini file's folder)", dict(default="")),
     ("arena_baseline", "default for --arena-baseline (relative to the ini file's folder)", dict(default="")),
     ("arena_worker_gpus", "default for --arena-worker-gpus", dict(default="")),
+    ("arena_stop_when_decided", "default for --arena-stop-when-decided: true or false", dict(default="")),
 ]

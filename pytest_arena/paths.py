@@ -87,7 +87,8 @@ def run_roles(config: "ArenaConfig", *, question_files: Iterable[Path] = (), bas
         # (with the cached-call counts --collect-only keeps beside it: cached_count.py, and the judge calls
         # xdist workers count under a budget: budget.py)
         roles.append(Role(cfg, "reviews_gen.review_file", "reviews_gen.review_file",
-                          (review.review_file, *files_beside_reviews(review.review_file)),
+                          (review.review_file, *files_beside_reviews(review.review_file,
+                                                                  [j.model for j in review.panel])),
                           writes=review.enable, appends=review.enable, reader_checks=not review.enable))
         if rating.enable and rating.report_file is not None:
             roles.append(Role(cfg, "rating_gen.report_file", "rating_gen.report_file (or a file written beside it)",

@@ -77,7 +77,7 @@ class ArenaPlan:
         """Judge calls per match: both orders under swap_position; given the match, times the turns it is
         judged at (``judge_turns: each``)."""
         swapped = self.config.review.judge.position_bias_mitigation == "swap_position" and self.mode != "single"
-        orders = 2 if swapped else 1
+        orders = (2 if swapped else 1) * max(1, len(self.config.review.panel))  # (a panel: each judge's calls)
         return orders if match is None else orders * calls_per_question(match.question, self.config.review.judge_turns)
 
     def question_file(self, question: Question):

@@ -14,6 +14,7 @@ import pytest
 
 from .collection import as_arena_items, collection_args, is_suite_module, make_module, unnamed_example
 from .options import INI_KEYS, OPTIONS
+from .power_report import print_power
 from .run_options import ProgressLog, path_option, session_arguments
 from .item_stash import FIRST_PROPERTIES, SESSION_KEY, match_of, param
 
@@ -48,6 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
             pin_devices(config.workerinput["arena_gpus"], log)  # before anything of ours imports torch
         session = ArenaSession.from_file(path, log=log, **session_arguments(config))
         session.preflight()
+        if print_power(session, config):  # --arena-power: what the gates can detect; nothing judged or loaded
+            pytest.exit("--arena-power: nothing was judged", returncode=0)
         from .distributed.hooks import hooks_for
 
         distributed = hooks_for(config, session, log)  # under pytest-xdist: a worker's or the controller's
@@ -174,12 +177,15 @@ class ArenaHooks:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
         if self._prepares_here(session):
+            from .batch_judging import PENDING_EXIT, BatchPending
             from .errors import ArenaConfigError
 
             try:
                 self._arena.prepare_run()  # outside every item: no item's timeout (pytest-timeout) counts it
             except ArenaConfigError as exc:  # over the judge budget (budget.py): stopped before any call
                 raise pytest.UsageError(str(exc)) from None
+            except BatchPending as pending:  # --arena-batch=submit|collect: no item passes or fails on it
+                pytest.exit(str(pending), returncode=PENDING_EXIT)
         return (yield)
 
     def _prepares_here(self, session: pytest.Session) -> bool:

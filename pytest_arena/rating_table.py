@@ -7,7 +7,8 @@ the win/tie/loss record, and the win rate against the baseline in ``pairwise_bas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +16,7 @@ import pandas as pd
 from . import rating
 from .config import RatingSpec
 from .record_files import write_atomic
+from .style_ratings import LC_COLUMNS, RATING_NAMES, SC_COLUMNS, add_controlled_columns, add_lc_columns, coefficient_line
 
 ELO_COLUMNS = ["Model", "Elo_Rating", "CI_Lower", "CI_Upper"]
 BT_COLUMNS = ["BT_Rating", "BT_CI_Lower", "BT_CI_Upper"]
@@ -38,6 +40,15 @@ class RatingTable:
     samples: pd.DataFrame | None  # bootstrap samples of the primary rating: rounds x models
     primary: str  # "bt" (battles) or "score" (single mode)
     subset: bool = False  # rated on a -k/-m selection, not the whole arena
+    # Style control (issue 24): the report's control (rating_gen.style_control), the battles with each
+    # answer's style columns (None: no answers at hand), what they were rated with, and each control's
+    # fit once made (a gate may ask for another control than the report's).
+    control: str = "none"
+    styled: pd.DataFrame | None = field(default=None, repr=False)
+    spec: RatingSpec | None = field(default=None, repr=False)
+    anchor: str | None = None
+    notes: tuple[str, ...] = ()
+    fits: dict = field(default_factory=dict, repr=False, compare=False)
 
     def row(self, model: str):
         rows = self.frame[self.frame["Model"] == model]
@@ -51,10 +62,40 @@ class RatingTable:
     def name(self) -> str:
         return PRIMARY[self.primary][1]
 
-    def rating(self, model: str) -> tuple[float, float, float] | None:
-        """The model's primary rating and its 95% CI."""
+    def rating(self, model: str, control: str = "none") -> tuple[float, float, float] | None:
+        """The model's primary rating and its 95% CI; under a style ``control``, its controlled rating
+        (the raw one where the battles have no style columns: ``judged_control`` says which)."""
         row = self.row(model)
-        return None if row is None else tuple(float(row[c]) for c in self.columns)
+        if row is None:
+            return None
+        fit = self.fit(control)
+        if fit is not None and model in fit.ratings.index:
+            return fit.interval(model)
+        return tuple(float(row[c]) for c in self.columns)
+
+    def judged_control(self, control: str) -> str:
+        """The control a gate asking for ``control`` gets: ``none`` when there is nothing to control on."""
+        return control if control != "none" and self.primary == "bt" and self.styled is not None else "none"
+
+    def fit(self, control: str):
+        """The style-controlled fit (``style_ratings.ControlFit``) under ``control``, made once; None for
+        ``none`` or without style columns."""
+        control = self.judged_control(control)
+        if control == "none":
+            return None
+        if control not in self.fits:
+            from .style_ratings import control_fit
+
+            self.fits[control] = control_fit(self.styled, control, self.spec or RatingSpec(), self.anchor)
+        return self.fits[control]
+
+    def samples_for(self, control: str) -> pd.DataFrame | None:
+        """Bootstrap rounds (rounds x models) of the rating judged under ``control``."""
+        fit = self.fit(control)
+        return self.samples if fit is None else fit.samples
+
+    def rating_name(self, control: str) -> str:
+        return self.name if self.primary == "score" else RATING_NAMES[self.judged_control(control)]
 
 
 def battles_frame(judgments) -> pd.DataFrame:
@@ -80,15 +121,21 @@ def scores_frame(judgments) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "question_id", "score"])
 
 
-def rating_table(judgments, models: list[str], spec: RatingSpec, baseline: str | None = None) -> RatingTable:
+def rating_table(judgments, models: list[str], spec: RatingSpec, baseline: str | None = None,
+                 styles: pd.DataFrame | None = None) -> RatingTable:
+    """``styles``: each answer's style (``rating.style_table``), for the style-controlled ratings."""
     if judgments and judgments[0].score is not None:
         return score_table(scores_frame(judgments), models, spec)
-    return battle_table(battles_frame(judgments), models, spec, baseline)
+    return battle_table(battles_frame(judgments), models, spec, baseline, styles=styles)
 
 
-def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, baseline: str | None = None) -> RatingTable:
+def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, baseline: str | None = None,
+                 styles: pd.DataFrame | None = None) -> RatingTable:
     """Ratings from a battles table: Elo (EvalScope's column) and Bradley-Terry (the primary rating),
-    each with its bootstrap CI, the record, and the win rate against the baseline when there is one."""
+    each with its bootstrap CI, the record, and the win rate against the baseline when there is one.
+    Under ``spec.style_control`` (and style columns, from ``styles`` or already in ``battles``) also the
+    style-controlled ratings beside the raw ones, and in pairwise_baseline mode the length-controlled
+    win rate; with ``none`` the table is exactly the raw one."""
     rounds, seed, by = spec.bootstrap_rounds, spec.seed, spec.bootstrap_by
     elo = rating.online_elo(battles, k=spec.elo_k)
     rated = [m for m in models if m in elo.index]
@@ -105,8 +152,38 @@ def battle_table(battles: pd.DataFrame, models: list[str], spec: RatingSpec, bas
         columns[column] = [round(float(v), 4) for v in values] if column == "Win_Rate" else [game_count(v) for v in values]
     if baseline is not None and baseline in rated:
         _add_baseline_rates(columns, rated, battles, baseline, spec)
+    styled = _styled(battles, styles)
+    table = RatingTable(None, bt_samples, "bt", control=spec.style_control, styled=styled, spec=spec, anchor=anchor)
+    notes = []
+    fit = table.fit(spec.style_control)
+    if fit is not None:
+        add_controlled_columns(columns, rated, fit)
+        if baseline is not None and baseline in rated:
+            lc_note = add_lc_columns(columns, rated, styled, baseline, spec)
+            notes.append(f"length-controlled win rate (AlpacaEval 2's GLM, vs {baseline}): {lc_note}")
+        notes.insert(0, coefficient_line(fit))
+    elif spec.style_control != "none":
+        notes.append(f"{spec.style_control} control: the answers of these battles are not at hand, so the "
+                     "ratings are raw (no BT_Rating_SC)")
     frame = pd.DataFrame(columns)
-    return RatingTable(best_first(frame, PRIMARY["bt"][0][0]), bt_samples, "bt")
+    if fit is not None:  # the controlled rating beside the raw one
+        order = [*ELO_COLUMNS, *BT_COLUMNS, *SC_COLUMNS]
+        frame = frame[[c for c in order if c in frame.columns] + [c for c in frame.columns if c not in order]]
+    return dataclasses.replace(table, frame=best_first(frame, PRIMARY["bt"][0][0]), notes=tuple(notes))
+
+
+def _styled(battles: pd.DataFrame, styles: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The battles with each answer's style columns (``<feature>_a``/``_b``, ``length_unit``); None
+    when there are none."""
+    from .style_ratings import has_styles
+
+    if styles is None:
+        return battles if has_styles(battles) else None
+    try:
+        styled = rating.add_style_columns(battles, styles)
+    except ValueError:  # an answer without a style row: not every battle can be controlled
+        return None
+    return styled.assign(length_unit=str(styles["length_unit"].iat[0]) if len(styles) else "characters")
 
 
 def _add_rating(columns: dict, rated: list[str], point: pd.Series, samples, names, centre: str = "estimate") -> None:
@@ -187,18 +264,24 @@ def read_previous(path: Path) -> pd.DataFrame:
     return frame
 
 
-def previous_value(previous: pd.DataFrame | None, table: RatingTable, model: str) -> float | None:
+def previous_columns(table: RatingTable, control: str = "none") -> tuple[str, str, str]:
+    """The previous report's columns of the rating judged under ``control``: the controlled ones
+    (``BT_Rating_SC``: the previous run's own rating_gen.style_control) or the primary ones."""
+    return tuple(SC_COLUMNS) if table.judged_control(control) != "none" else table.columns
+
+
+def previous_value(previous: pd.DataFrame | None, table: RatingTable, model: str, control: str = "none") -> float | None:
     """The model's primary rating in the previous report, if that report has it."""
-    column = table.columns[0]
+    column = previous_columns(table, control)[0]
     if previous is None or column not in previous.columns:
         return None
     rows = previous[previous["Model"] == model]
     return None if rows.empty else float(rows.iloc[0][column])
 
 
-def previous_half_width(previous: pd.DataFrame, table: RatingTable, model: str) -> float:
+def previous_half_width(previous: pd.DataFrame, table: RatingTable, model: str, control: str = "none") -> float:
     """Half the width of the model's 95% CI in the previous report (0 when it has none)."""
-    _, lower, upper = table.columns
+    _, lower, upper = previous_columns(table, control)
     if lower not in previous.columns or upper not in previous.columns:
         return 0.0
     rows = previous[previous["Model"] == model]
@@ -244,9 +327,14 @@ def table_rows(table: RatingTable, previous: pd.DataFrame | None = None) -> tupl
     if table.primary == "score":
         header.append("questions")
     else:
+        controlled = SC_COLUMNS[0] in table.frame.columns
+        if controlled:
+            header += [RATING_NAMES[table.control], "95% CI"]
         header += ["battles", "W/T/L", "win rate"]
         if "Baseline_Win_Rate" in table.frame.columns:
             header.append("vs baseline")
+        if LC_COLUMNS[0] in table.frame.columns:
+            header.append("LC vs baseline (95% CI)")
     if previous is not None:
         header.append("change")
     rows = []
@@ -256,10 +344,16 @@ def table_rows(table: RatingTable, previous: pd.DataFrame | None = None) -> tupl
         if table.primary == "score":
             cells.append(str(row["Questions"]))
         else:
+            if controlled:
+                point, low, high = (row[c] for c in SC_COLUMNS)
+                cells += [f"{point:.1f}", f"{low:.1f} .. {high:.1f}"]
             cells += [str(row["Battles"]), f"{row['Wins']}/{row['Ties']}/{row['Losses']}", f"{row['Win_Rate']:.1%}"]
             if "Baseline_Win_Rate" in table.frame.columns:
                 rate = row["Baseline_Win_Rate"]
                 cells.append("baseline" if pd.isna(rate) else f"{rate:.1%}")
+            if LC_COLUMNS[0] in table.frame.columns:
+                rate, low, high = (row[c] for c in LC_COLUMNS)
+                cells.append("baseline" if pd.isna(rate) else f"{rate:.1%} ({low:.1%} .. {high:.1%})")
         if previous is not None:
             before = previous_value(previous, table, row["Model"])
             cells.append("new" if before is None else f"{row[value] - before:+.{precision}f}")
@@ -272,7 +366,7 @@ def format_table(table: RatingTable, previous: pd.DataFrame | None = None) -> li
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in [header, *rows]]
     note = perfect_record_note(table)
-    return lines + ([note] if note else [])
+    return lines + ([note] if note else []) + [f"note: {n}" for n in table.notes]
 
 
 def perfect_record_note(table: RatingTable) -> str | None:
@@ -309,9 +403,9 @@ def markdown_summary(table: RatingTable, gates: list[tuple[str, bool, str]], pre
     lines = ["## pytest-arena" + (" (subset run)" if table.subset else ""), "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    note = perfect_record_note(table)
-    if note:
-        lines += ["", note]
+    notes = [n for n in [perfect_record_note(table), *(f"note: {n}" for n in table.notes)] if n]
+    if notes:
+        lines += ["", *notes]
     if gates:
         lines += ["", "| gate | result | detail |", "|---|---|---|"]
         lines += [f"| {gate_id} | {'passed' if passed else '**failed**'} | {message} |" for gate_id, passed, message in gates]

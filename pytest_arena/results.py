@@ -20,6 +20,7 @@ class ArenaResults:
         self.flips: dict[str, list] = {}  # failed max_drop/beats gate ID -> its evidence (flips.py)
         self._ratings = None
         self._ratings_at = -1  # the runner's ``changes`` when the table was made
+        self.styles = None  # each answer's style (answer_styles), from the latest table: flips' length ratios
 
     def judgments(self) -> list:
         """The finished judgments of the run, in plan order."""
@@ -67,9 +68,15 @@ class ArenaResults:
     def _table(self, verdicts: list):
         if not verdicts:
             return None
+        from .answer_styles import answer_styles
         from .rating_table import rating_table
 
-        return rating_table(verdicts, list(self.plan.participants), self.plan.config.rating, baseline=self.plan.baseline)
+        # The answers' styles always ride along (a gate may ask for a control the report does not use).
+        styles = answer_styles(verdicts, self.plan.participants) if verdicts[0].score is None else None
+        if styles is not None:
+            self.styles = styles
+        return rating_table(verdicts, list(self.plan.participants), self.plan.config.rating, baseline=self.plan.baseline,
+                            styles=styles)
 
     def gate_result(self, gate: GateSpec, table, previous, baseline_report: Path | None, flips_csv: Path):
         """The gate's result; a failed max_drop or beats gate's message names the battles behind it
@@ -77,9 +84,15 @@ class ArenaResults:
         from .flips import explain
         from .gates import evaluate_gate
 
-        result = evaluate_gate(gate, table, previous)
+        from .gate_evidence import run_evidence
+
+        rounds = self.runner.rounds  # judged in rounds: the sequential decision is the gate's (early_stop)
+        result = (rounds.gate_result(gate, self.runner) if rounds is not None else None) or evaluate_gate(
+            gate, table, previous, run_evidence(self.plan, [j for j in self.judgments() if j.ok], baseline_report,
+                                             self.styles))
         self.gate_results[gate_id(gate)] = result
-        explained, flips = explain(gate, result, self.judgments(), previous, baseline_report, flips_csv)
+        lengths = None if self.styles is None else self.styles["length"].to_dict()
+        explained, flips = explain(gate, result, self.judgments(), previous, baseline_report, flips_csv, lengths)
         self.flips.pop(gate_id(gate), None)  # (a gate evaluated again: its latest result counts)
         if flips is not None:
             self.flips[gate_id(gate)] = flips

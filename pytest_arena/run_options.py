@@ -37,7 +37,34 @@ def session_arguments(config) -> dict:
         raise ArenaConfigError("--arena-baseline-update needs --arena-baseline PATH", "", "the file to write")
     return dict(cache_dir=cache_dir(config), baseline_report=baseline, update_baseline=update,
                 results_dir=path_option(config, "arena_results"), model_paths=model_paths(config),
-                question_files=question_files(config), limit=limit(config))
+                question_files=question_files(config), limit=limit(config), stop_when_decided=stop_when_decided(config),
+                audit_file=config.getoption("arena_judge_audit"), batch=batch_mode(config))
+
+
+def batch_mode(config) -> str | None:
+    """``--arena-batch``'s mode. Submit and collect end a run as pending, which pytest-xdist's workers cannot
+    do (the controller would take it for a crash): they run in one process; blocking mode runs under ``-n``."""
+    mode = config.getoption("arena_batch")
+    if mode in ("submit", "collect") and (config.getoption("numprocesses", None) or hasattr(config, "workerinput")):
+        raise ArenaConfigError(f"--arena-batch={mode}", "", "runs in one process: drop -n for the submit and collect "
+                               "runs (--arena-batch alone, which waits for the batch, works with -n)")
+    return mode
+
+
+def stop_when_decided(config) -> bool:
+    """--arena-stop-when-decided, else the ini key (true/false; the config's rating_gen key is read there)."""
+    if config.getoption("arena_stop_when_decided"):
+        return True
+    raw = str(config.getini("arena_stop_when_decided") or "").strip().lower()
+    if raw in ("", "false", "no", "0", "off"):
+        return False
+    if raw in ("true", "yes", "1", "on"):
+        return True
+    raise ArenaConfigError(ini_file(config), "arena_stop_when_decided", f"expected true or false, got {raw!r}")
+
+
+def ini_file(config) -> str:
+    return str(config.inipath) if config.inipath else "the ini file"
 
 
 def limit(config) -> int | None:

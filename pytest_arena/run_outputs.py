@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .evalscope.stages import stage_line
-from .file_names import flips_file, plot_file, sets_report, subset_report, turns_report, verdicts_file
+from .file_names import (flips_file, plot_file, sets_report, style_notes_file, subset_report, turns_report,
+                         verdicts_file)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class RunFacts:
     previous: object | None = None  # the --arena-baseline report's table
     baseline_report: Path | None = None
     update_baseline: bool = False
+    audit: object | None = None  # the judge audit's tables for the page, when called (judge_audit.py)
 
 
 class RunOutputs:
@@ -52,6 +54,18 @@ class RunOutputs:
 
     def ratings(self):
         return self.results.ratings(subset=self.run.subset)
+
+    def judge_bias(self):
+        """The judge's position and length bias and the self-preference warnings (``judge_bias``)."""
+        from .judge_bias import judge_bias
+
+        self.ratings()  # (the table made once brings the answers' styles)
+        styles = self.results.styles
+        lengths = None if styles is None else styles["length"].to_dict()
+        judge = self.config.review.judge
+        if self.config.review.panel:  # (read from every judge's replies: the panel's bias)
+            judge = dataclasses.replace(judge, model="panel")
+        return judge_bias(self.results.judgments(), lengths, judge, self.config.models)
 
     # ---------------------------------------------------------------------------------------------
     # The terminal
@@ -77,7 +91,11 @@ class RunOutputs:
         if plan.is_limited:
             lines.append(f"limited run: the first {run.limit} questions of each question set")
         if run.counters is not None:
-            lines += judge_summary(run.counters, self.config.review.judge)
+            lines += judge_summary(run.counters, summary_judge(self.config.review))
+        if self.config.review.enable and table is not None and table.primary == "bt":
+            lines += self.judge_bias().lines()
+        lines += [result.disagreement for result in self.results.gate_results.values()
+                  if getattr(result, "disagreement", None)]
         lines += [served_summary(name, served_counters) for name, served_counters in run.served.items()]
         asked = any(c.requests for c in run.served.values())
         loaded = ", ".join(run.models_loaded) or ("none" if asked else "none (all answers cached)")
@@ -124,6 +142,8 @@ class RunOutputs:
         written += _write_metric_tables(self, path)
         written += _write_turns(self.results.turn_table(), path)
         written += self._write_flips(path)
+        written += _write_style_notes(table, path)
+        written += _panel_lines(self, path)  # a panel of judges: each judge's ratings (panel_report)
         plot = plot_file(path)
         plotted = write_plot(table, plot)
         if plotted:
@@ -149,7 +169,7 @@ class RunOutputs:
 
         # The verdicts first: whoever reads the new baseline CSV finds the verdicts that made it.
         verdicts = verdicts_file(baseline)
-        write_verdicts(verdicts, self.results.judgments())
+        write_verdicts(verdicts, self.results.judgments(), self.results.styles)  # styles: controlled paired gates
         write_csv(table.frame, baseline)
         return [f"baseline: updated {baseline}", f"baseline verdicts: {verdicts}"]
 
@@ -179,6 +199,25 @@ class RunOutputs:
         sets_path = sets_report(path)
         write_csv(by_set, sets_path)
         return [f"per-set report: {sets_path}"]
+
+
+def _panel_lines(outputs: RunOutputs, report_path) -> list[str]:
+    from .panel_report import panel_lines
+
+    return panel_lines(outputs.plan, outputs.results.judgments(), report_path)
+
+
+def _write_style_notes(table, report_path) -> list[str]:
+    """What the covariates of the report's style control buy (``rating.style.csv``); nothing under ``none``."""
+    fit = table.fit(table.control) if table.primary == "bt" else None
+    if fit is None:
+        return []
+    from .rating_table import write_csv
+    from .style_ratings import notes_frame
+
+    path = style_notes_file(report_path)
+    write_csv(notes_frame(fit), path)
+    return [f"style control notes: {path}"]
 
 
 def _metric_tables(outputs: RunOutputs) -> dict:
@@ -214,11 +253,21 @@ def _write_turns(frame, report_path) -> list[str]:
     return write_turn_csv(frame, turns_report(report_path))
 
 
+def summary_judge(review):
+    """The judge whose prices the summary's cost takes: a panel's judges at different prices have no one
+    price for the calls added up, so no cost is stated (panel_report)."""
+    prices = {(j.prompt_cost_per_1m, j.completion_cost_per_1m) for j in review.panel}
+    if len(prices) > 1:
+        return dataclasses.replace(review.judge, prompt_cost_per_1m=None, completion_cost_per_1m=None)
+    return review.judge
+
+
 def judge_summary(counters, spec) -> list[str]:
     """The judge's lines: calls, cache hits, failures, tokens, cost, and position consistency."""
     lines = [
         f"judge: {counters.calls} calls, {counters.cached} from cache, {counters.failed} failed"
         + (f", {counters.reasked} re-asked" if counters.reasked else "")
+        + (f", {counters.batched} in provider batches" if getattr(counters, "batched", 0) else "")
         + (f", {counters.truncated} cut off at max_tokens" if counters.truncated else "")
         + f"; {counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
     ]

@@ -21,10 +21,11 @@ from typing import Callable
 
 from . import validation
 from .arena_runner import ArenaRunner, Match
-from .config import ArenaConfig, GateSpec, load_config
+from .config import JUDGE_AGREEMENT, ArenaConfig, GateSpec, load_config
 from .distributed import Alone
 from .file_names import flips_file
 from .generation.fingerprint import DigestMemo
+from .judge_audit import configure_audit
 from .judging.judgment import Judgment
 from .matches import gate_id
 from .plan import build_plan
@@ -34,7 +35,8 @@ from .results import ArenaResults
 class ArenaSession:
     def __init__(self, config: ArenaConfig, *, cache_dir: Path | None = None, log: Callable[[str], None] = print,
                  baseline_report: Path | None = None, update_baseline: bool = False,
-                 question_files: list[Path] | None = None, limit: int | None = None):
+                 question_files: list[Path] | None = None, limit: int | None = None, audit_file: Path | None = None,
+                 stop_when_decided: bool = False):
         self.config = config
         self.log = log
         self.limit = limit
@@ -47,6 +49,7 @@ class ArenaSession:
         self.plan = build_plan(config, question_files, limit, memo, log)
         self.rating_only = self.plan.rating_only
         validation.check_plan(self.plan)
+        self.audit = configure_audit(self.plan, audit_file, log)  # the judge audit's labels, checked now (or None)
         self.mode = self.plan.mode
         self.questions = self.plan.questions
         self.is_limited = self.plan.is_limited
@@ -57,11 +60,19 @@ class ArenaSession:
         self.runner = ArenaRunner(self.plan, Alone(), self.cache_dir, memo, log)
         self.results = ArenaResults(self.plan, self.runner)
         self._selected: list[Match] = list(self.matches)
+        if (stop_when_decided or config.rating.stop_when_decided) and config.review.enable and not self.rating_only:
+            from .early_stop import RoundJudging  # judged in rounds until every gate is decided
+
+            self.runner.rounds = RoundJudging(self.plan, self.baseline_report, log)
 
     @classmethod
-    def from_file(cls, path, *, results_dir=None, model_paths=None, **kwargs) -> "ArenaSession":
+    def from_file(cls, path, *, results_dir=None, model_paths=None, batch=None, **kwargs) -> "ArenaSession":
         config = load_config(path, results_dir=results_dir, model_paths=model_paths,
                              questions_given=bool(kwargs.get("question_files")))
+        if batch:  # --arena-batch: the judge's calls go through the provider's Batch API (batch_judging.py)
+            from .batch_judging import with_batch_mode
+
+            config = with_batch_mode(config, batch)
         return cls(config, **kwargs)
 
     # ---------------------------------------------------------------------------------------------
@@ -90,6 +101,8 @@ class ArenaSession:
         self.gates = sorted(gates, key=lambda g: in_config.get(gate_id(g), len(in_config)))
         # (under xdist the workers judge the blocks of the selected items only)
         self.runner.judged = list(self.matches) if self.gates and self.role.whole_run_here else self._selected
+        if self.runner.rounds is not None:
+            self.runner.rounds.gates = self.gates
         self.role.selected(self._selected)
 
     @property
@@ -141,6 +154,10 @@ class ArenaSession:
     def judgments(self) -> list[Judgment]:
         return self.runner.judgments()
 
+    def not_judged(self, match: Match) -> str | None:
+        """Why the match's round was never judged (every gate decided first), or None."""
+        return self.runner.rounds.skip_reason(self.runner, match) if self.runner.rounds is not None else None
+
     @property
     def counters(self):
         """Judge calls, cache hits, failures and tokens of this run (None when nothing was judged)."""
@@ -171,6 +188,9 @@ class ArenaSession:
             return None
         if self.role.prepares:  # (the xdist controller has every verdict before its scheduler sends a gate)
             self.runner.await_all()
+        if gate.kind == JUDGE_AGREEMENT:  # a gate on the judge, judged on the audit's labels (judge_audit.py)
+            result = self.results.gate_results[gate_id(gate)] = self.audit.gate_result(gate, self.runner)
+            return result
         flips_csv = flips_file(self.outputs().report_path())
         return self.results.gate_result(gate, self.ratings(), self.previous, self.baseline_report, flips_csv)
 
@@ -181,7 +201,8 @@ class ArenaSession:
     def items_ran(self) -> tuple[int, int]:
         """How many selected matches had their item take its verdict, of how many: fewer when the run
         stopped early (-x, --maxfail, --sw) or an item did not run (an error in its setup, a skip)."""
-        return sum(m.id in self.runner.reported for m in self._selected), len(self._selected)
+        skipped = self.runner.rounds.not_judged(self.runner) if self.runner.rounds is not None else {}
+        return sum(m.id in self.runner.reported or m.id in skipped for m in self._selected), len(self._selected)
 
     def outputs(self):
         """The run's outputs (``lines`` for the terminal, ``write`` for the files), over its plan, its
@@ -191,13 +212,28 @@ class ArenaSession:
         facts = RunFacts(subset=self.is_subset, limit=self.limit, items_ran=self.items_ran(), gates=self.gates,
                          counters=self.counters, served=self.served_counters, models_loaded=self.models_loaded,
                          previous=self.previous, baseline_report=self.baseline_report,
-                         update_baseline=self.update_baseline)
+                         update_baseline=self.update_baseline and not self.stopped_early,
+                         audit=(lambda: self.audit.page_tables(self.runner)) if self.audit is not None else None)
         return RunOutputs(self.plan, self.results, facts)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Every gate was decided before the last round (--arena-stop-when-decided): no baseline from it."""
+        return self.runner.rounds is not None and self.runner.rounds.state(self.runner).stopped_early
 
     def write_outputs(self, stopped: str | None = None) -> list[str]:
         """Write the report (and the plot, the battle browser, the step summary, the updated baseline);
         say what was written. ``stopped``: why pytest stopped early, if it did."""
-        return self.outputs().write(stopped)
+        written = self.outputs().write(stopped)
+        if written and self.stopped_early:  # what the run judged, and no baseline from it (early_stop)
+            from .early_stop import report_lines
+
+            written = report_lines(self.runner, self.baseline_report if self.update_baseline else None) + written
+        if written and self.audit is not None:  # the judge audit's table, CSV and page (judge_audit.py)
+            written += self.audit.report(self.runner, self.outputs().report_path())
+        return written
 
     def close(self) -> None:
+        if self.audit is not None:
+            self.audit.close()
         self.runner.close()

@@ -153,6 +153,7 @@ class CallLimit:
         self._run = RunSpend()  # the run's record (a run alone: this process's)
         self._own_held = Tokens()  # what this process's calls in flight hold
         self._said_over = False
+        self._paid_in_batches = 0.0  # the cost of this process's batch calls, at the batch price (``take_batch``)
 
     @property
     def call_refusal(self) -> str:
@@ -170,6 +171,34 @@ class CallLimit:
         if decision is not None:
             return Hold(None, worst, decision)
         return Hold(self if self.max_cost is not None else None, worst)  # (max_calls alone: nothing to settle)
+
+    def take_batch(self, calls: int, worst_cost: float) -> str | None:
+        """Count ``calls`` sent in a provider batch (paid at submit, batch_judging.py) and their worst-case cost
+        at the batch price; or refuse them all (why, as ``Hold.refused``), before anything is uploaded."""
+        def decide(run: RunSpend) -> str | None:
+            if self.max_calls is not None and run.calls + calls > self.max_calls:
+                return (f"not sent: the judge batch of {calls} calls would pass the judge budget "
+                        f"(reviews_gen.max_calls {self.max_calls}, {run.calls} made)")
+            spent = (run.spent + run.held).cost(self.prices) + self._paid_in_batches
+            if self.max_cost is not None and spent + worst_cost > self.max_cost:
+                return (f"not sent: the judge batch of {calls} calls may cost up to {worst_cost:.4g} at the batch "
+                        f"price, past the judge budget ({self.cost_key} {self.max_cost:g}, {spent:.4g} spent)")
+            run.calls += calls
+            return None
+
+        with self._lock:
+            refused = self._transact(decide)
+            if refused is None:
+                self.made += calls
+                self._paid_in_batches += worst_cost
+        return refused
+
+    def settle_batch(self, worst_cost: float, cost: float) -> None:
+        """A batch's replies are read: its calls cost ``cost`` (their usage at the batch price), not their worst
+        case."""
+        with self._lock:
+            self._paid_in_batches += cost - worst_cost
+            self._lock.notify_all()
 
     def settle(self, worst: Tokens, seen: Tokens | None) -> None:
         over = seen is not None and not seen.within(worst)
@@ -190,11 +219,13 @@ class CallLimit:
         """None: granted (``run`` updated); else WAIT, or why the call is refused."""
         if self.max_calls is not None and run.calls >= self.max_calls:
             return self.call_refusal
-        if self.max_cost is not None and (run.spent + run.held + worst).cost(self.prices) > self.max_cost:
+        batches = self._paid_in_batches
+        if self.max_cost is not None and (run.spent + run.held + worst).cost(self.prices) + batches > self.max_cost:
             without_ours = run.spent + run.held - self._own_held + worst  # were this process's calls free
-            if self._own_held != Tokens() and without_ours.cost(self.prices) <= self.max_cost:
+            if self._own_held != Tokens() and without_ours.cost(self.prices) + batches <= self.max_cost:
                 return WAIT
             spent, held, need = (t.cost(self.prices) for t in (run.spent, run.held, worst))
+            spent += batches
             in_flight = f" and {held:.4g} held by calls in flight" if held else ""
             return (f"not asked: the judge budget ({self.cost_key} {self.max_cost:g}) has no room for this call: "
                     f"{spent:.4g} spent{in_flight}, and it may cost up to {need:.4g}")

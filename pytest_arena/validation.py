@@ -71,12 +71,14 @@ def check_credentials(config: ArenaConfig) -> None:
     """The judge's API key: asked for only by a run that has arena items to run (the plugin calls
     it once collection is done), so ``--help`` or a run of the user's own tests never needs it."""
     review = config.review
-    if review.enable and review.judge.is_openai:
-        from .judging.openai_judge import missing_credentials
+    for i, judge in enumerate(review.panel or (review.judge,)):  # (a panel: each of its API judges)
+        if review.enable and judge.is_openai:
+            from .judging.openai_judge import missing_credentials
 
-        problem = missing_credentials(review.judge)
-        if problem:
-            raise ArenaConfigError(config.path, "reviews_gen.reviewer", problem)
+            problem = missing_credentials(judge)
+            if problem:
+                raise ArenaConfigError(config.path, f"reviews_gen.reviewer[{i}]" if review.panel else
+                                       "reviews_gen.reviewer", problem)
 
 
 def preflight(plan: ArenaPlan, baseline_report: Path | None, update_baseline: bool, log: Callable[[str], None]):

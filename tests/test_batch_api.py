@@ -265,6 +265,19 @@ def test_a_submit_killed_by_sigkill_is_collected_later_from_the_state_file(serve
     assert len(server.batches_created) == 1 and len(server.uploads) == 1
 
 
+def test_a_batch_whose_record_was_never_written_is_found_by_its_digest_and_not_paid_again(server, client, state):
+    """A process killed between batches.create and the state write: the provider lists the batch (its
+    metadata carries the input's digest), so the next submit of the same calls adopts it."""
+    first = submit(client, state, judge_requests())
+    state.unlink()  # as if the process had died before recording it
+    again = submit(client, state, judge_requests())
+    assert again.created == first.created and len(server.batches_created) == 1 and len(server.uploads) == 1
+    assert server.lists == 2 and [b.id for b in read_state(state)] == list(first.created)
+    assert set(collect(client, state, run_to_the_end(client, state)).replies) == {r.custom_id for r in judge_requests()}
+    state.unlink()  # ended: a batch no longer running is never adopted, the calls are sent again
+    assert submit(client, state, judge_requests()).created != first.created and len(server.batches_created) == 2
+
+
 def test_two_processes_submitting_the_same_calls_at_once_pay_once(server, state, tmp_path):
     server.validating_polls = 100
     requests = judge_requests()

@@ -80,6 +80,17 @@ def poll_until(client, batch_id: str, final: str) -> list[str]:
     raise AssertionError(f"never reached {final}: {seen}")
 
 
+def test_the_batch_list_is_a_page_of_batches_newest_first(server, client):
+    from openai.pagination import SyncCursorPage
+
+    ids = [created(client, request_file(1), metadata={"n": str(i)}).id for i in range(2)]
+    raw = client.batches.with_raw_response.list(limit=100)
+    fields = json.loads(raw.text)
+    assert set(fields) <= set(SyncCursorPage.model_fields) | {"object", "first_id", "last_id"}
+    assert [Batch.model_validate(entry, strict=True).id for entry in fields["data"]] == ids[::-1]
+    assert [batch.id for batch in client.batches.list(limit=100)] == ids[::-1] and server.lists == 2
+
+
 def test_an_upload_is_a_file_object_holding_the_bytes_sent(server, client):
     data = request_file(3)
     uploaded = strict_file(client.files.with_raw_response.create(file=("in.jsonl", data, "application/jsonl"),

@@ -18,7 +18,9 @@ def test_bt_metric_leads_the_table_and_judges_gates(arena_project):
     arena_project.write(arena_project.config(questions=6, gates=gates, rating_gen__metrics=["elo", "bt"]))
     result = arena_project.run("-v", "--junitxml=junit.xml")
     result.stdout.fnmatch_lines(["*test_gate?elo-tiny-a? PASSED*", "*test_gate?beats-tiny-b--vs--tiny-a? FAILED*",
-                                 "*tiny-b - tiny-a: BT rating difference * (95% CI * .. *); significantly below -margin -20*",
+                                 # (paired by question: both models' ratings refitted on one question draw)
+                                 "*tiny-b - tiny-a: BT rating difference * (paired 95% CI * .. *, 6 questions resampled "
+                                 "for both); significantly below -margin -20*",
                                  "rank*model*BT rating*95% CI*"])
     report = pd.read_csv(arena_project.root / "reports/elo_rating.csv")
     assert list(report.columns[:7]) == ["Model", "Elo_Rating", "CI_Lower", "CI_Upper", "BT_Rating", "BT_CI_Lower",
@@ -54,6 +56,8 @@ def test_max_drop_against_a_stored_baseline_report(arena_project, tmp_path):
     for column in ("BT_Rating", "BT_CI_Lower", "BT_CI_Upper"):
         stored.loc["tiny-a", column] += 200
     stored.reset_index().to_csv(baseline, index=False)
+    # (the paired gate would refit the baseline from its verdicts: without them, the CSV's point is judged)
+    baseline.with_name("baseline.verdicts.jsonl").unlink()
     third = arena_project.run("--arena-baseline", str(baseline), "-v")
     third.stdout.fnmatch_lines(["*test_gate?drop-tiny-a? FAILED*",
                                 "*tiny-a: BT rating * against * in the baseline report: change -200.0 (95% CI * .. *), significantly more "

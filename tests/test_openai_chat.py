@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from pytest_arena.judging.openai_judge import JudgeCallError, JudgeReply
-from pytest_arena.openai_chat import ChatCallError, ChatReply, ThreadClients, _read_reply, chat, make_client
+from pytest_arena.openai_chat import ChatCallError, ChatReply, ThreadClients, read_reply, chat, make_client
 from support.judge_server import Fault, JudgeServer, constant
 
 KEY_ENV = "ARENA_TEST_CHAT_KEY"
@@ -91,11 +91,11 @@ def test_a_reply_of_the_wrong_shape_is_refused(decoded, reason):
     # What the client hands back with cast_to=object: the decoded JSON, or the body as text when the
     # content type is not JSON; no model has checked its shape.
     with pytest.raises(ChatCallError, match=reason.replace("(", r"\(")):
-        _read_reply(decoded)
+        read_reply(decoded)
 
 
 def test_missing_usage_and_null_content_read_as_zero_and_empty():
-    reply = _read_reply({"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]})
+    reply = read_reply({"choices": [{"message": {"content": None}, "finish_reason": "content_filter"}]})
     assert reply == ChatReply("", "content_filter", 0, 0)
 
 

@@ -33,6 +33,9 @@ def by_battle(records: list[dict]) -> dict:
 def test_two_workers_match_one_process_record_by_record(arena_project):
     gates = [{"model": "tiny-c", "beats": "tiny-b", "margin": 5000}]  # passes, with numbers to compare
     config = arena_project.config(questions=4, gates=gates)
+    # The default control: the controller, which generated nothing, must read the answers' lengths from
+    # the files the workers wrote, or its report would lose the controlled columns.
+    config["rating_gen"]["style_control"] = "length"
     arena_project.write(config)
     parallel = run_xdist(arena_project, "-n", "2", "-v", "--junitxml=parallel.xml")
     parallel.assert_outcomes(passed=13)
@@ -66,7 +69,9 @@ def test_two_workers_match_one_process_record_by_record(arena_project):
             assert parallel_reviews[battle][field] == record[field], (battle, field)
     assert {r[r["win"]] for r in alone_reviews.values()} == {"tiny-a", "tiny-b"}  # real verdicts, not ties
     assert (arena_project.root / "parallel.csv").read_bytes() == (arena_project.root / "reports/elo_rating.csv").read_bytes()
-    assert list(pd.read_csv(arena_project.root / "parallel.csv")["Model"]) == ["tiny-a", "tiny-b", "tiny-c"]
+    report = pd.read_csv(arena_project.root / "parallel.csv")
+    assert list(report["Model"]) == ["tiny-a", "tiny-b", "tiny-c"]
+    assert report["BT_Rating_SC"].notna().all()
     # JUnit XML: the same test cases with the same properties, the gate's included.
     assert junit_cases(arena_project.root / "parallel.xml") == junit_cases(arena_project.root / "alone.xml")
 
@@ -77,9 +82,13 @@ def junit_cases(path) -> dict:
         outcome = [child.tag for child in case if child.tag in ("failure", "error", "skipped")]
         properties = {p.get("name"): p.get("value") for p in case.iter("property")}
         cases[case.get("name")] = (outcome, properties)
-    # Under JUnit's default xunit2 an item's properties are the suite's, named `<test name>.<property>`.
+    # Under JUnit's default xunit2 an item's properties are the suite's, named `<test name>.<property>`;
+    # the run's own (the judge's biases, `judge_*`) have no test name and are kept under "run".
     for suite_property in ET.parse(path).getroot().iterfind("testsuite/properties/property"):
         test_name, _, name = suite_property.get("name").rpartition("].")
+        if not test_name:
+            cases.setdefault("run", ([], {}))[1][name] = suite_property.get("value")
+            continue
         cases[test_name + "]"][1][name] = suite_property.get("value")
     return cases
 

@@ -97,6 +97,8 @@ class PageData:
             shown["error"] = scrub(reply.error)
         if reply.turn is not None:
             shown["turn"] = reply.turn
+        if reply.judge is not None:  # a panel's judge (judging/panel.py)
+            shown["judge"] = reply.judge
         return shown
 
     def to_dict(self) -> dict:
@@ -117,7 +119,7 @@ def _consistent(replies: list[dict]) -> bool | None:
     without two verdicts to compare."""
     by_turn: dict = {}
     for reply in replies:
-        by_turn.setdefault(reply.get("turn"), []).append(reply["verdict"])
+        by_turn.setdefault((reply.get("judge"), reply.get("turn")), []).append(reply["verdict"])
     agree = [v[0] == v[1] for v in by_turn.values() if len(v) == 2 and not {"error", "score"} & set(v)]
     if not agree or len(agree) != len(by_turn):
         return None

@@ -26,8 +26,17 @@ def run_data(outputs, table, *, plot: Path | None = None, partial: str | None = 
         gates=[{"id": gate, "passed": passed, "message": message}
                for gate, passed, message in results.gates_in_order(run.gates)],
         flips=flip_tables(results.flips_in_order(run.gates)),
+        judge_bias=_judge_bias(outputs, table),
+        audit=run.audit() if run.audit is not None else [],  # the judge audit: figures, disagreements
     )
     return data
+
+
+def _judge_bias(outputs, table) -> list[str]:
+    """The judge's position and length bias and self-preference warnings (``judge_bias``), as lines."""
+    if table is None or table.primary != "bt":
+        return []
+    return outputs.judge_bias().lines()
 
 
 def _add_battles(page: PageData, plan, results) -> None:

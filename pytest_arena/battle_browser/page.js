@@ -72,6 +72,27 @@
     }
   }
 
+  // The judge's measured biases (judge_bias.py): position, length, self-preference warnings.
+  function showBias() {
+    const lines = data.judge_bias ? [].concat(data.judge_bias) : [];
+    if (!lines.length) return;
+    $("bias").hidden = false;
+    lines.forEach((line) => $("bias-lines").append(el("p", line.startsWith("WARNING") ? "note" : null, line)));
+  }
+
+  // The judge audit's tables (judge_audit.py): its figures, and the labels the judge disagreed with.
+  function showAudit() {
+    const audit = data.audit ? [].concat(data.audit) : [];
+    if (!audit.length) return;
+    $("audit").hidden = false;
+    audit.forEach((a) => {
+      if (a.title) $("audit-tables").append(el("h3", null, a.title));
+      const t = table(a.header || [], a.rows || []);
+      if (typeof a.link === "number") linkCells(t, a.link);
+      $("audit-tables").append(t);
+    });
+  }
+
   // A column of battle IDs becomes links to the battles (only IDs this page holds).
   function linkCells(t, column) {
     t.querySelectorAll("tr").forEach((tr) => {
@@ -302,6 +323,7 @@
   function reply(b, r) {
     const box = el("div", "reply");
     const parts = [];
+    if (r.judge) parts.push(`judge ${r.judge}`);
     if (r.turn !== undefined && r.turn !== null) parts.push(`turn ${r.turn}`);
     if (b.m.length > 1) parts.push(`shown as A: ${models[b.m[r.swapped ? 1 : 0]]}`);
     if (r.verdict === "A" || r.verdict === "B") parts.push(`verdict: ${models[b.m[r.verdict === "A" ? 0 : 1]]} won`);
@@ -343,6 +365,8 @@
   }
 
   showTables();
+  showBias();
+  showAudit();
   setUpFilters();
   refilter(0);
   openFromHash();

@@ -25,7 +25,7 @@ from .section import (MAX_BOOTSTRAP_ROUNDS, MAX_CONCURRENCY, MAX_ELO_K, MAX_JUDG
                       Section)
 from .specs import (BACKENDS, DEFAULT_TEMPLATES, GATE_ALIASES, GATE_KINDS, JUDGE_TURNS, LOCAL_JUDGE_REFS,
                     LOCAL_VERDICTS, METRICS, MODES, OPENAI_JUDGE_REFS, PARSERS, PLAIN_TEMPLATE_TYPES, POSITION_BIAS,
-                    PRECISIONS, RESULTS_DIR, SWAP_RULES, ApiEndpoint, ArenaConfig, GateSpec, JudgeSpec, ModelSpec, RatingSpec, ReviewSpec)
+                    PRECISIONS, RESULTS_DIR, STYLE_CONTROLS, SWAP_RULES, JUDGE_AGREEMENT, ApiEndpoint, ArenaConfig, GateSpec, JudgeGateSpec, JudgeSpec, ModelSpec, RatingSpec, ReviewSpec)
 from .yaml_file import MAX_CONFIG_DEPTH, MAX_CONFIG_VALUES, read_yaml
 
 # What other modules import from here (the rooms above are this package's own business).
@@ -35,7 +35,7 @@ __all__ = [
     "LOCAL_JUDGE_REFS", "LOCAL_VERDICTS", "MAX_BOOTSTRAP_ROUNDS", "MAX_CONCURRENCY", "MAX_CONFIG_DEPTH",
     "MAX_CONFIG_VALUES", "MAX_ELO_K", "MAX_JUDGE_TOKENS", "MAX_RETRIES", "MAX_TIMEOUT_S", "METRICS", "MODEL_KEYS",
     "MODES", "OPENAI_JUDGE_REFS", "PACKAGE_PREFIX", "PARSERS", "PLAIN_TEMPLATE_TYPES", "POSITION_BIAS", "PRECISIONS",
-    "RESULTS_DIR", "SWAP_RULES", "ApiEndpoint", "ArenaConfig", "GateSpec", "JudgeSpec", "ModelSpec", "RatingSpec",
+    "RESULTS_DIR", "STYLE_CONTROLS", "SWAP_RULES", "JUDGE_AGREEMENT", "ApiEndpoint", "ArenaConfig", "GateSpec", "JudgeGateSpec", "JudgeSpec", "ModelSpec", "RatingSpec",
     "ReviewSpec", "checkpoint_problem", "load_config", "names_read_from_files",
 ]
 

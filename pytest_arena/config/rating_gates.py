@@ -6,13 +6,19 @@ import difflib
 from pathlib import Path
 
 from ..errors import ArenaConfigError, excerpt, kind_of
+from .audit import is_judge_gate, read_judge_gate
 from .section import MAX_BOOTSTRAP_ROUNDS, MAX_ELO_K, NUMBER, SEED, Section
-from .specs import GATE_ALIASES, GATE_KINDS, METRICS, GateSpec, RatingSpec, ReviewSpec
+from .specs import GATE_ALIASES, GATE_KINDS, METRICS, STYLE_CONTROLS, GateSpec, RatingSpec, ReviewSpec
+
+# rating_gen.style_control when the config does not say: chosen from bench/ratings_study.py's style
+# study (study 6): length control costs the gates' power at most a few points there, and it keeps a
+# verbose fine-tune from passing `beats` on a length-biased judge.
+DEFAULT_STYLE_CONTROL = "length"
 
 
 def read_rating(section: Section, resolve, results: Path, models, review: ReviewSpec) -> RatingSpec:
     section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds",
-                        "bootstrap_by", "seed"))
+                        "bootstrap_by", "seed", "style_control", "stop_when_decided"))
     metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
     metrics = [metrics] if isinstance(metrics, str) else metrics
     if not metrics:
@@ -38,7 +44,21 @@ def read_rating(section: Section, resolve, results: Path, models, review: Review
                                      at_most=MAX_BOOTSTRAP_ROUNDS),
         bootstrap_by=section.choice("bootstrap_by", ("battle", "question"), "question"),
         seed=section.get("seed", int, 0, **SEED),
+        style_control=read_control(section, "style_control", DEFAULT_STYLE_CONTROL),
+        stop_when_decided=section.get("stop_when_decided", bool, False, expected="true or false"),
     )
+
+
+def read_control(section: Section, key: str, default: str | None) -> str | None:
+    """A style control (``none``, ``length`` or ``style``). Not ``Section.choice``: that reads the word
+    "none" as null, and here "none" is a value of its own (raw ratings)."""
+    value = section.data.get(key, default)
+    if value not in STYLE_CONTROLS:
+        close = difflib.get_close_matches(value, STYLE_CONTROLS, n=1) if isinstance(value, str) else []
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        got = excerpt(value) if isinstance(value, str) else "null" if value is None else kind_of(value)
+        section.fail(key, f"expected one of {', '.join(STYLE_CONTROLS)}, got {got}{hint}")
+    return value
 
 
 def names_read_from_files(review: ReviewSpec, models) -> bool:
@@ -61,7 +81,10 @@ def read_gates(file: Path, data, models, baseline: str | None, names_open: bool 
     gates = []
     for i, entry in enumerate(data):
         gate = Section(file, f"gates[{i}]", entry)
-        gate.check_keys(("model", *written, "margin"))
+        if is_judge_gate(entry):  # a gate on the judge, not on a model (config/audit.py)
+            gates.append(read_judge_gate(gate))
+            continue
+        gate.check_keys(("model", *written, "margin", "control"))
         model = gate.get("model", str, expected="a model name")
         if model is None:
             gate.fail("model", "missing; expected the name of a model in answers_gen")
@@ -81,6 +104,7 @@ def read_gates(file: Path, data, models, baseline: str | None, names_open: bool 
         if values["min_win_rate"] is not None and not 0 <= values["min_win_rate"] <= 1:
             gate.fail("min_win_rate", f"expected a number between 0 and 1, got {excerpt(values['min_win_rate'])}")
         margin = gate.get("margin", NUMBER, 0.0, expected="a number >= 0", check=lambda v: v >= 0)
-        gates.append(GateSpec(model, beats=beats, margin=float(margin),
+        control = read_control(gate, "control", None) if "control" in gate.data else None
+        gates.append(GateSpec(model, beats=beats, margin=float(margin), control=control,
                               **{k: None if v is None else float(v) for k, v in values.items()}))
     return tuple(gates)

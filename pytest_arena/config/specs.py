@@ -29,6 +29,9 @@ ARENA_HARD_STRONG_WEIGHT = 3.0
 # An API judge's max_tokens unless the config says (FastChat's 2048; arena-hard asks 4096).
 DEFAULT_JUDGE_MAX_TOKENS = 2048
 METRICS = ("elo", "bt", "pairwise", "score")
+# rating_gen.style_control and a gate's control (issue 24): what the ratings hold fixed. none: raw
+# Bradley-Terry; length: the answers' length ratio as a covariate; style: length and markdown.
+STYLE_CONTROLS = ("none", "length", "style")
 # reviews_gen.judge_turns: a multi-turn battle judged once on the whole conversation, or once per turn
 # as FastChat's MT-bench does (turn 2 with its multi-turn template).
 JUDGE_TURNS = ("whole", "each")
@@ -122,6 +125,15 @@ class JudgeSpec:
     reask_unparseable: bool = False
     prompt_cost_per_1m: float | None = None
     completion_cost_per_1m: float | None = None
+    # Judging through the provider's Batch API (batch_judging.py): None (live calls), "blocking", "submit" or
+    # "collect" (reviewer.args.batch, --arena-batch); what a batch did not answer is asked live (batch_fallback)
+    # or left failed. Batch prices of None: half the live ones (budget.batch_prices).
+    batch: str | None = None
+    batch_fallback: bool = True
+    batch_timeout: float | None = None  # a blocking run's wait, in seconds (None: the 24 h window)
+    batch_poll_s: float = 30.0
+    batch_prompt_cost_per_1m: float | None = None
+    batch_completion_cost_per_1m: float | None = None
     # The local judge: its checkpoint, and whether its verdict is parsed text, the probabilities of
     # the verdict labels, text with probabilities as the fallback, or which answer the judge model
     # finds more probable (likelihood: pairwise only).
@@ -154,6 +166,11 @@ class ReviewSpec:
     judge_turns: str = "whole"  # JUDGE_TURNS
     max_calls: int | None = None  # the judge budget (budget.py)
     max_cost: float | None = None
+    audit: Path | None = None  # labelled pairs the judge is audited on (judge_audit.py; --arena-judge-audit)
+    audit_annotators: tuple[str, ...] = ()  # the annotators (name prefixes) whose labels count; (): all
+    # reviews_gen.reviewer as a list: the panel's judges (``judge`` is the first); () for one judge (panel.py)
+    panel: tuple[JudgeSpec, ...] = ()
+    panel_rule: str = "majority"  # PANEL_RULES: the majority of verdicts (pairwise) or the mean of scores (single)
 
 
 @dataclass(frozen=True)
@@ -168,6 +185,8 @@ class RatingSpec:
     # then gives intervals that cover the truth far less often than 95% (bench/ratings_study.py).
     bootstrap_by: str = "question"
     seed: int = 0
+    style_control: str = "none"  # STYLE_CONTROLS; the config reader's default is DEFAULT_STYLE_CONTROL
+    stop_when_decided: bool = False  # judge in rounds until every gate is decided (early_stop.py)
 
 
 @dataclass(frozen=True)
@@ -181,6 +200,7 @@ class GateSpec:
     max_drop: float | None = None
     min_win_rate: float | None = None
     min_score: float | None = None
+    control: str | None = None  # STYLE_CONTROLS; None: rating_gen.style_control
 
     def __repr__(self) -> str:  # as its item ID (``matches.gate_id``), for reports (allure) that show parameters
         return f"beats-{self.model}--vs--{self.beats}" if self.beats is not None else f"{self.kind}-{self.model}"
@@ -192,6 +212,28 @@ class GateSpec:
             if getattr(self, value) is not None:
                 return kind
         raise ValueError("a gate without a threshold")
+
+
+JUDGE_AGREEMENT = "judge_agreement"
+PANEL_RULES = ("majority", "mean")  # reviews_gen.panel
+
+
+@dataclass(frozen=True)
+class JudgeGateSpec:
+    """``gates: - judge_agreement: {min: 0.6, ties: false}``: a gate on the judge, not on a model. Its
+    agreement with the audit's labels (with ties or without, FastChat's two figures) must reach ``min`` by
+    its interval's lower end (judge_audit.py evaluates it)."""
+
+    min: float
+    ties: bool = True
+    # What the gate machinery asks of every gate: it names no model, and its item ID is its kind.
+    model = None
+    beats = None
+    control = None
+    kind = JUDGE_AGREEMENT
+
+    def __repr__(self) -> str:
+        return self.kind
 
 
 # Item-ID label -> the gate's threshold key.

@@ -34,7 +34,7 @@ from typing import Any, Callable
 
 from ..errors import ArenaDataError
 from ..file_names import batch_state_file, lock_file
-from ..openai_chat import ChatCallError, ChatReply, _read_reply, short
+from ..openai_chat import ChatCallError, ChatReply, chat_body, read_reply, short
 from ..redact import public_url
 from ..record_files import file_lock, write_atomic
 
@@ -81,8 +81,7 @@ class BatchRequest:
 
     def line(self) -> dict:
         """The input file's line: ``{custom_id, method, url, body}`` with the chat-completions body."""
-        body = {"model": self.model, "messages": list(self.messages), "temperature": self.temperature,
-                "max_tokens": self.max_tokens}
+        body = chat_body(self.model, list(self.messages), self.temperature, self.max_tokens)
         return {"custom_id": self.custom_id, "method": "POST", "url": ENDPOINT, "body": body}
 
 
@@ -195,7 +194,8 @@ def submit(client: Any, state_path: Path, requests: list[BatchRequest], metadata
 
     Under a lock on the state file (xdist workers, or a second CI job, submitting the same calls): the
     second one waits, then finds the first one's batches and pays nothing. Each batch is recorded the
-    moment it is created, so a crash after the first of several batches keeps the first one.
+    moment it is created, so a crash after the first of several batches keeps the first one; one killed
+    between the provider creating a batch and its record is found by its input's digest (``_running_batch``).
     """
     state_path = Path(state_path)
     url = client_url(client)
@@ -227,6 +227,11 @@ def _create_batch(client: Any, state_path: Path, lines: list[str], url: str | No
     parsed = [json.loads(line) for line in lines]
     model = parsed[0]["body"]["model"]
     tags = {"created_by": "pytest-arena", "requests": str(len(lines)), "digest": digest[:16], **(metadata or {})}
+    custom_ids = tuple(line["custom_id"] for line in parsed)
+    running = _running_batch(client, digest[:16])
+    if running is not None:  # created by a run killed before it could record it: the same requests, paid once
+        return PendingBatch(running.id, running.input_file_id, request_file.name, url, model,
+                            float(running.created_at), custom_ids)
     try:
         uploaded = client.files.create(file=(request_file.name, data, "application/jsonl"), purpose="batch")
     except Exception as exc:  # noqa: BLE001 - any failure of the upload is one line for the user
@@ -236,8 +241,23 @@ def _create_batch(client: Any, state_path: Path, lines: list[str], url: str | No
                                       completion_window=COMPLETION_WINDOW, metadata=tags)
     except Exception as exc:  # noqa: BLE001
         raise BatchApiError(f"creating the batch of {uploaded.id} failed: {_why(exc)}") from None
-    return PendingBatch(batch.id, uploaded.id, request_file.name, url, model, time.time(),
-                        tuple(line["custom_id"] for line in parsed))
+    return PendingBatch(batch.id, uploaded.id, request_file.name, url, model, time.time(), custom_ids)
+
+
+def _running_batch(client: Any, digest: str) -> Any | None:
+    """A batch of ours still running with the same requests (the ``digest`` of its input file), from the
+    provider's newest 100: the one a process killed between ``batches.create`` and the state write made. A
+    provider without the list endpoint (or an error) finds none, and the batch is created."""
+    try:
+        listed = client.batches.list(limit=100).data
+    except Exception:  # noqa: BLE001 - a best effort: at worst the calls are paid twice, as without it
+        return None
+    for batch in listed:
+        tags = batch.metadata or {}
+        if tags.get("created_by") == "pytest-arena" and tags.get("digest") == digest and batch.status in (
+                "validating", "in_progress", "finalizing"):
+            return batch
+    return None
 
 
 def _why(exc: Exception) -> str:
@@ -440,7 +460,7 @@ def read_output_line(line: dict, batch_id: str) -> BatchReply | BatchFailure:
     response, error = line.get("response"), line.get("error")
     if isinstance(response, dict) and response.get("status_code") == 200 and not error:
         try:
-            return BatchReply(custom_id, batch_id, _read_reply(response.get("body")))
+            return BatchReply(custom_id, batch_id, read_reply(response.get("body")))
         except ChatCallError as exc:
             return BatchFailure(custom_id, batch_id, "failed", str(exc))
     if isinstance(response, dict) and response.get("status_code") is not None:

@@ -50,6 +50,7 @@ class CallResult:
     error: str | None = None
     finish_reason: str | None = None
     usage: dict | None = None
+    batch_id: str | None = None  # the provider batch that answered it (batch_judging.py); None: a live call
 
     @property
     def winner(self) -> str | None:
@@ -63,8 +64,8 @@ class CallResult:
 class Reply:
     """One judge reply of a judgment, as the reports show it: its text, the call's cache key, the order
     shown, the verdict in the battle's terms (``model_a``, ``model_b``, ``tie``; None for none) or the score,
-    the template, whether it came from the review cache, and the turn it judged (None: the whole
-    conversation)."""
+    the template, whether it came from the review cache, the turn it judged (None: the whole
+    conversation), and in a panel the judge that wrote it (None: the run's one judge)."""
 
     text: str
     cache_key: str
@@ -76,6 +77,7 @@ class Reply:
     cached: bool
     error: str | None = None
     turn: int | None = None
+    judge: str | None = None
 
     @classmethod
     def of(cls, result: CallResult, turn: int | None) -> "Reply":
@@ -98,6 +100,8 @@ class Judgment:
     turn: int | None = None  # judge_turns each: the turn this judgment is about (None: the whole conversation)
     turns: tuple["Judgment", ...] = ()  # judge_turns each: the match's judgment per turn, combined in this one
     received: tuple[Reply, ...] = ()  # the replies of a judgment made elsewhere (an xdist worker's)
+    # A panel's judgment (judging/panel.py): each judge's own judgment of the match, by the judge's name.
+    panel: tuple[tuple[str, "Judgment"], ...] = ()
 
     @classmethod
     def of_turns(cls, match: Battle | Scoring, parts: list["Judgment"]) -> "Judgment":
@@ -124,17 +128,24 @@ class Judgment:
         """The judge's replies, every turn's where the turns were judged one by one."""
         if self.turns:
             return tuple(reply for part in self.turns for reply in part.replies)
+        if self.panel:
+            return tuple(dataclasses.replace(reply, judge=name) for name, member in self.panel
+                         for reply in member.replies)
         if self.results:
             return tuple(Reply.of(result, self.turn) for result in self.results)
         return self.received
 
     @property
     def cached(self) -> bool:
+        if self.panel:
+            return all(member.cached for _, member in self.panel)
         return bool(self.results) and all(r.cached for r in self.results)
 
     @property
     def template(self) -> str:
         """The template's name; judged per turn, each turn's (``pair-v2, pair-v2-multi-turn``)."""
+        if self.panel:
+            return self.panel[0][1].template
         return ", ".join(dict.fromkeys(r.call.template.name for r in self.results))
 
     @property
@@ -145,14 +156,18 @@ class Judgment:
         return self.results[0].winner == self.results[1].winner
 
     def excerpt(self) -> str:
+        if self.panel:
+            failed_judges = [member for _, member in self.panel if member.error] or [self.panel[0][1]]
+            return failed_judges[0].excerpt()
         failed = [r for r in self.results if r.error] or list(self.results)
         text = " ".join((failed[0].text if failed else "").split())
         return text if len(text) <= EXCERPT else "..." + text[-EXCERPT:]
 
     def summary(self) -> dict:
         """The judgment as plain data, its replies with it: how an xdist worker sends it to the controller."""
-        own = () if self.turns else self.replies  # (judged per turn: each turn's summary carries its replies)
-        return {"id": self.match.id, "winner": self.winner, "games": [list(game) for game in self.games],
+        own = () if self.turns or self.panel else self.replies  # (each turn's, each judge's summary has its own)
+        panel = {"panel": [[name, member.summary()] for name, member in self.panel]} if self.panel else {}
+        return {**panel, "id": self.match.id, "winner": self.winner, "games": [list(game) for game in self.games],
                 "score": self.score, "error": self.error, "turn": self.turn,
                 "turns": [part.summary() for part in self.turns],
                 "replies": [dataclasses.asdict(reply) for reply in own]}
@@ -163,7 +178,8 @@ class Judgment:
         return cls(match, (), winner=summary["winner"], games=tuple((w, float(x)) for w, x in summary["games"]),
                    score=summary["score"], error=summary["error"], turn=summary.get("turn"),
                    turns=tuple(cls.from_summary(match, part) for part in summary.get("turns", ())),
-                   received=tuple(Reply(**reply) for reply in summary.get("replies", ())))
+                   received=tuple(Reply(**reply) for reply in summary.get("replies", ())),
+                   panel=tuple((name, cls.from_summary(match, part)) for name, part in summary.get("panel", ())))
 
 
 def combine(match, results: tuple[CallResult, ...], spec: JudgeSpec) -> Judgment:

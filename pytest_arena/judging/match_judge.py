@@ -25,6 +25,7 @@ from ..generation.answers import Answer
 from ..matches import Battle, Scoring
 from ..record_files import JsonlAppender, JsonlFollower, cache_key
 from ..tally import Tally
+from .batch_answers import BatchAnswers
 from .claims import PaidOnce, Ticket, when_all_done
 from .judgment import QUOTED_LABELS, Call, CallResult, Judgment, combine
 from .openai_judge import JudgeCallError
@@ -44,12 +45,19 @@ class JudgeCounters(Tally):
     completion_tokens: int = 0
     swapped_pairs: int = 0
     consistent_pairs: int = 0
+    batched: int = 0  # of ``calls``: answered by a provider batch (batch_judging.py), paid at the batch price
+    batch_prompt_tokens: int = 0  # of ``prompt_tokens``
+    batch_completion_tokens: int = 0
 
     def cost(self, spec: JudgeSpec) -> float | None:
         if spec.prompt_cost_per_1m is None and spec.completion_cost_per_1m is None:
             return None
-        return (self.prompt_tokens * (spec.prompt_cost_per_1m or 0)
-                + self.completion_tokens * (spec.completion_cost_per_1m or 0)) / 1e6
+        from ..budget import batch_prices
+
+        batch_prompt, batch_completion = batch_prices(spec)[:2]
+        return ((self.prompt_tokens - self.batch_prompt_tokens) * (spec.prompt_cost_per_1m or 0)
+                + (self.completion_tokens - self.batch_completion_tokens) * (spec.completion_cost_per_1m or 0)
+                + self.batch_prompt_tokens * batch_prompt + self.batch_completion_tokens * batch_completion) / 1e6
 
 
 class MatchJudge:
@@ -74,12 +82,13 @@ class MatchJudge:
         self._pool = ThreadPoolExecutor(max_workers=spec.max_concurrency, thread_name_prefix="arena-judge")
         # A call in flight is shared by every judgment of this run that needs it, and claimed across
         # the runs on this review file before it is asked.
-        self._paid_once = PaidOnce(review_file, cached=self._from_cache, refresh=self._catch_up,
+        self._paid_once = PaidOnce(review_file, cached=self._from_cache, refresh=self.refresh,
                                    start=self._start, share=_shared)
         self._unwritable: str | None = None  # why the review file cannot be written: judging has stopped
         self._cancelled = False  # closed without waiting: calls cut off in flight are no verdicts
         self.call_limit = None  # spend.CallLimit: no call past reviews_gen.max_calls, none past max_cost
         self._tell_choice = ChoiceLog(log)  # which template judges each category, said once
+        self.batch = BatchAnswers()  # what provider batches answered, taken instead of a live call (batch_judging.py)
 
     # -- what would be asked ------------------------------------------------------------------------
 
@@ -144,7 +153,11 @@ class MatchJudge:
         parts, ticket = self._paid_once.plan(self.calls(match, answers, turn))
         return _gather(parts, lambda done: self._finish(match, done, ticket, turn))
 
-    def _catch_up(self) -> None:
+    @property
+    def unwritable(self) -> str | None:
+        return self._unwritable  # why the review file cannot be written (judging has stopped), or None
+
+    def refresh(self) -> None:
         """Take in the replies that other runs on the same review file stored since we last looked."""
         with self._replies_lock:
             records = self._follower.read_new()
@@ -187,6 +200,11 @@ class MatchJudge:
     def _ask(self, call: Call) -> CallResult:
         if self._unwritable:  # a verdict that cannot be stored is not paid for
             return CallResult(call, "", None, cached=False, error=self._unwritable)
+        answered = self.batch.answer(call, self._result_of, self.counters)
+        if answered is not None:
+            if answered.error:
+                self.counters.add(failed=1)
+            return answered
         attempts = 2 if self.spec.reask_unparseable else 1
         for attempt in range(attempts):
             if attempt:
@@ -214,6 +232,10 @@ class MatchJudge:
         finally:
             if hold is not None:  # settled at the reply's usage; no reply: its worst case stays spent
                 hold.settle(reply)
+        return self._result_of(call, reply)
+
+    def _result_of(self, call: Call, reply, batch_id: str | None = None) -> CallResult:
+        """A reply (live, or read from a batch) as the call's result: parsed, its usage counted."""
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens}
         self.counters.add(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
         truncated = reply.finish_reason == "length"
@@ -225,8 +247,9 @@ class MatchJudge:
             if reply.finish_reason == "content_filter":
                 cut = " (the judge's content filter stopped the reply)"
             return CallResult(call, reply.text, None, cached=False, error=f"unparseable verdict{cut}: {exc}",
-                              finish_reason=reply.finish_reason, usage=usage)
-        return CallResult(call, reply.text, verdict, cached=False, finish_reason=reply.finish_reason, usage=usage)
+                              finish_reason=reply.finish_reason, usage=usage, batch_id=batch_id)
+        return CallResult(call, reply.text, verdict, cached=False, finish_reason=reply.finish_reason, usage=usage,
+                          batch_id=batch_id)
 
     def _finish(self, match: Battle | Scoring, results: list[CallResult], ticket: Ticket, turn: int | None) -> Judgment:
         stored = False
@@ -270,7 +293,7 @@ class MatchJudge:
         file's latest record of its match does not give: it gets a record of its own (review_records)."""
         if self._latest.on_file(review_record(judgment, self.spec)):
             return False
-        self._catch_up()  # another run on this file may have written it meanwhile
+        self.refresh()  # another run on this file may have written it meanwhile
         return not self._latest.on_file(review_record(judgment, self.spec))
 
     def _record(self, judgment: Judgment) -> None:

@@ -49,6 +49,8 @@ def review_record(judgment, spec: JudgeSpec) -> dict:
             record[f"shared_call{suffix}"] = result.call.key
         record[f"usage{suffix}"] = result.usage
         record[f"finish_reason{suffix}"] = result.finish_reason
+        if result.batch_id is not None:  # answered by a provider batch (batch_judging.py), not a live call
+            record[f"batch_id{suffix}"] = result.batch_id
         # what the parser read (and ignored as copied from an answer); older records lack it
         record[f"verdict_source{suffix}"] = result.verdict.source if result.verdict else None
     if judgment.error:

@@ -40,11 +40,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from scipy.special import expit
 
 from .battles import _CELLS, WINNERS, _check_bootstrap, _check_scale, _code, _group, _key_parts, _round_generators
 from .bootstrap import confidence_intervals
 from .bradley_terry import PRIOR_REG, _check_anchor, _fit_logits, _logits_to_ratings, bradley_terry
-from .influence import clustered_se, rating_influence
+from .influence import Influence, clustered_se, rating_influence
+from .style_features import STYLE_FEATURES
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ def paired_samples(
     base: float = 10.0,
     init: float = 1000.0,
     draws: np.ndarray | None = None,
+    control: str = "none",
 ) -> list[pd.DataFrame]:
     """Bootstrap rounds of Bradley-Terry on every run, each round drawing the same questions for all.
 
@@ -97,6 +100,11 @@ def paired_samples(
     that order: how often each question is drawn) replaces the seeded draws, e.g. to enumerate every
     resample of a small set. Returns, per run, rounds x models (its own models, sorted), NaN where a
     model has no battle in a round's draw.
+
+    ``control`` ``"length"`` / ``"style"`` refits each run with the style-controlled fit instead
+    (:func:`.style_bradley_terry`, its defaults: arena-hard's density, not centred), each run's covariates
+    standardised once on its own full data, as :func:`.bootstrap_style_bradley_terry` does; the runs then
+    need the ``length_a``/``length_b`` (and, for ``style``, markdown) columns. ``"none"`` is the raw fit.
     """
     if draws is None:
         _check_bootstrap(rounds, "question")
@@ -122,6 +130,9 @@ def paired_samples(
         picks = np.zeros((rounds, q))
         for r, generator in enumerate(_round_generators(seed, rounds)):
             picks[r] = np.bincount(generator.integers(0, q, size=q), minlength=q)
+    if control != "none":
+        return [_style_rounds(run.table, index.get_indexer(run.table["question_id"]), picks, control, c, init,
+                              anchor, reg) for run in coded]
     return [_fit_rounds(run, index.get_indexer(run.table["question_id"]), picks, c, init, anchor, reg)
             for run in coded]
 
@@ -144,6 +155,33 @@ def _fit_rounds(run, question_codes, picks, c, init, anchor, reg) -> pd.DataFram
     return frame
 
 
+def _style_rounds(table, question_codes, picks, control, c, init, anchor, reg) -> pd.DataFrame:
+    """One run's style-controlled ratings in each round: its battles weighted by how often their
+    question was drawn (the covariates' scales are the full data's, as in the controlled bootstrap)."""
+    from .style_control import _group_weights, _problem, _solve
+
+    problem = _problem(table, control, "density", False)
+    _check_anchor(anchor, problem.coded.models)
+    per_battle = problem.coded.weight[None, :]
+    chunk = max(1, _CELLS // max(len(problem.inverse), len(problem.score) * (len(problem.coded.models) + 4)))
+    out = np.empty((len(picks), len(problem.coded.models)))
+    for start in range(0, len(picks), chunk):
+        weights = _group_weights(problem, picks[start:start + chunk][:, question_codes] * per_battle)
+        out[start:start + len(weights)], _ = _solve(problem, weights, reg, c, init, anchor)
+    frame = pd.DataFrame(out, columns=problem.coded.models.copy())
+    frame.index.name = "round"
+    return frame
+
+
+def _point(battles, control, anchor, reg) -> pd.Series:
+    """A side's full-data rating: raw Bradley-Terry, or the fit under ``control``."""
+    if control == "none":
+        return bradley_terry(battles, anchor=anchor, reg=reg)
+    from .style_control import style_bradley_terry
+
+    return style_bradley_terry(battles, control=control, anchor=anchor, reg=reg).ratings
+
+
 def _interval(estimate: float, rounds: pd.Series, questions: int, shared: int, level: float) -> PairedInterval:
     bounds = confidence_intervals(rounds, level=level).iloc[0]
     lower, upper = float(bounds["ci_lower"]), float(bounds["ci_upper"])
@@ -162,18 +200,21 @@ def paired_change(
     anchor: str | None = None,
     level: float = 0.95,
     reg: float = PRIOR_REG,
+    control: str = "none",
 ) -> PairedInterval:
     """``R_candidate(model) - R_baseline(model)`` with its paired bootstrap interval (for max_drop).
 
-    Each side's rating is its own full-data fit (``bradley_terry(side, anchor=anchor)``), as each run's
+    Each side's rating is its own full-data fit (``bradley_terry(side, anchor=anchor)``, or under a style
+    ``control`` ``style_bradley_terry``: both sides then need their style columns), as each run's
     report shows it; ``anchor`` (the baseline model of pairwise_baseline mode) must be in both.
     """
     for name, side in (("baseline", baseline), ("candidate", candidate)):
         if model not in set(side["model_a"]) | set(side["model_b"]):
             raise ValueError(f"the {name} run has no battles of {model!r}")
-    before = float(bradley_terry(baseline, anchor=anchor, reg=reg)[model])
-    now = float(bradley_terry(candidate, anchor=anchor, reg=reg)[model])
-    old, new = paired_samples([baseline, candidate], rounds=rounds, seed=seed, anchor=anchor, reg=reg)
+    before = float(_point(baseline, control, anchor, reg)[model])
+    now = float(_point(candidate, control, anchor, reg)[model])
+    old, new = paired_samples([baseline, candidate], rounds=rounds, seed=seed, anchor=anchor, reg=reg,
+                              control=control)
     questions = set(baseline["question_id"]) | set(candidate["question_id"])
     shared = set(baseline["question_id"]) & set(candidate["question_id"])
     return _interval(now - before, new[model] - old[model], len(questions), len(shared), level)
@@ -188,14 +229,16 @@ def paired_difference(
     anchor: str | None = None,
     level: float = 0.95,
     reg: float = PRIOR_REG,
+    control: str = "none",
 ) -> PairedInterval:
     """``R(model) - R(other)`` within one run, questions resampled (for beats): both ratings of a round
-    come from the same draw, whatever the report's ``bootstrap_by``."""
-    point = bradley_terry(battles, anchor=anchor, reg=reg)
+    come from the same draw, whatever the report's ``bootstrap_by`` (under a style ``control``, the
+    controlled fit's, as :func:`paired_change`)."""
+    point = _point(battles, control, anchor, reg)
     for name in (model, other):
         if name not in point.index:
             raise ValueError(f"no battles of {name!r} in this run")
-    (samples,) = paired_samples([battles], rounds=rounds, seed=seed, anchor=anchor, reg=reg)
+    (samples,) = paired_samples([battles], rounds=rounds, seed=seed, anchor=anchor, reg=reg, control=control)
     count = battles["question_id"].nunique()
     return _interval(float(point[model] - point[other]), samples[model] - samples[other], count, count, level)
 
@@ -204,16 +247,73 @@ def paired_difference(
 # The sequential gates' statistics (one fit each; see .influence)
 
 
+# Under a style control the looks are the controlled fit's, with the sandwich of its estimating equation
+# (style_influence). That is as sound with the group-sequential boundaries as the raw looks: what the
+# error-spending design needs is that the standardised statistics of the successive looks behave as a
+# Brownian motion in information time, which holds for the Wald statistic of any regular M-estimator
+# fitted to accumulating independent clusters (Scharfstein, Tsiatis & Robins 1997, JASA 92:1342;
+# Jennison & Turnbull 2000, ch. 11) -- a logistic regression with covariates as much as Bradley-Terry.
+# The covariates are standardised again at each look; that rescales only their own coefficients (the
+# model ratings move through the weak prior alone, by far less than a standard error).
+
+
+def _influence(battles, control, anchor, reg) -> Influence:
+    return rating_influence(battles, anchor=anchor, reg=reg) if control == "none" else \
+        style_influence(battles, control, anchor=anchor, reg=reg)
+
+
+def style_influence(battles: pd.DataFrame, control: str = "length", anchor: str | None = None,
+                    reg: float = PRIOR_REG, scale: float = 400.0, base: float = 10.0,
+                    init: float = 1000.0) -> Influence:
+    """As :func:`.rating_influence` (by question) for the style-controlled fit (``style_bradley_terry``'s
+    defaults): each question's centred influence on every controlled rating, from the score
+    ``U_q = sum_{i in q} w_i (s_i - p_i) x_i`` and the Hessian of the full design (models and covariates)."""
+    from ._logistic import fit_logistic
+    from .style_control import _group_weights, _problem
+
+    c = _check_scale(scale, base)
+    problem = _problem(battles, control, "density", False)
+    coded = problem.coded
+    _check_anchor(anchor, coded.models)
+    m, n = len(coded.models), len(coded.a)
+    if n == 0:
+        raise ValueError("no battles to rate")
+    size = problem.design.shape[1]
+    extra = None
+    if reg == 0:
+        extra = np.zeros((size, size))
+        extra[:m, :m] = 1.0 / m  # the common shift of the logits, which no battle sees
+    beta = fit_logistic(problem.design, problem.score, _group_weights(problem, coded.weight[None, :]),
+                        reg * np.eye(size), extra)[0]
+    rows = problem.design[problem.inverse]  # each battle's design row
+    p = expit(rows @ beta)
+    residual = coded.weight * (coded.score - p)
+    codes, labels = pd.factorize(coded.table["question_id"], sort=False)
+    scores = np.zeros((len(labels), size))
+    np.add.at(scores, codes, residual[:, None] * rows)
+    scores -= scores.mean(axis=0)
+    hessian = (rows * (coded.weight * p * (1.0 - p))[:, None]).T @ rows + reg * np.eye(size)
+    if extra is not None:
+        hessian += extra
+    to_ratings = np.eye(m) - (np.full((m, m), 1.0 / m) if anchor is None
+                              else np.outer(np.ones(m), np.eye(m)[coded.models.get_loc(anchor)]))
+    influence = (scores @ np.linalg.inv(hessian))[:, :m] @ to_ratings.T / c
+    ratings = to_ratings @ beta[:m] / c + init
+    return Influence(pd.Series(ratings, index=coded.models, name="rating"),
+                     pd.DataFrame(influence, index=pd.Index(labels, name="question"), columns=coded.models))
+
+
 def change_look(baseline: pd.DataFrame, candidate: pd.DataFrame, model: str, anchor: str | None = None,
-                reg: float = PRIOR_REG) -> Look:
+                reg: float = PRIOR_REG, control: str = "none") -> Look:
     """max_drop after a round: the change of ``model`` on the questions the candidate has judged so far
-    (the baseline restricted to the same questions) and its paired standard error."""
+    (the baseline restricted to the same questions) and its paired standard error (under a style
+    ``control``: of the controlled fits, both sides with their style columns)."""
     asked = set(candidate["question_id"])
     before_side = baseline[baseline["question_id"].isin(asked)]
     if before_side.empty:
         raise ValueError("the baseline run judged none of the candidate's questions")
-    old = rating_influence(before_side, anchor=anchor, reg=reg)
-    new = rating_influence(candidate, anchor=anchor, reg=reg)
+    old = _influence(before_side, control, anchor, reg)
+    new = _influence(candidate, control, anchor, reg)
     for name, fit in (("baseline", old), ("candidate", new)):
         if model not in fit.ratings.index:
             raise ValueError(f"the {name} run has no battles of {model!r} on these questions")
@@ -223,16 +323,17 @@ def change_look(baseline: pd.DataFrame, candidate: pd.DataFrame, model: str, anc
 
 
 def difference_look(battles: pd.DataFrame, model: str, other: str, anchor: str | None = None,
-                    reg: float = PRIOR_REG) -> Look:
+                    reg: float = PRIOR_REG, control: str = "none") -> Look:
     """beats after a round: ``R(model) - R(other)`` on the battles so far and its standard error."""
-    fit = rating_influence(battles, anchor=anchor, reg=reg)
+    fit = _influence(battles, control, anchor, reg)
     values = fit.contrast({model: 1.0, other: -1.0})
     return Look(fit.clusters, float(fit.ratings[model] - fit.ratings[other]), clustered_se(values))
 
 
-def rating_look(battles: pd.DataFrame, model: str, anchor: str | None = None, reg: float = PRIOR_REG) -> Look:
+def rating_look(battles: pd.DataFrame, model: str, anchor: str | None = None, reg: float = PRIOR_REG,
+                control: str = "none") -> Look:
     """min_elo (min_rating) after a round: the model's rating so far and its standard error."""
-    fit = rating_influence(battles, anchor=anchor, reg=reg)
+    fit = _influence(battles, control, anchor, reg)
     return Look(fit.clusters, float(fit.ratings[model]), clustered_se(fit.contrast({model: 1.0})))
 
 
@@ -258,15 +359,22 @@ def battles_from_verdicts(records: Sequence[dict]) -> pd.DataFrame:
     instead. Scorings and records without a verdict are left out. ``question_id`` is
     ``"<question_set>/<question_id>"`` when the record names a set, else ``str(question_id)`` -- the
     key ``rating_table.question_key`` gives this run's battles -- so both sides name a question alike; the
-    turns of a question (judge_turns each) stay one question.
+    turns of a question (judge_turns each) stay one question. Where every battle's record carries its
+    answers' style (``length_a``/``length_b``..., ``length_unit``), those columns come along.
     """
+    battles = [r for r in records if "model_a" in r and "model_b" in r]
+    # The style columns (a controlled paired gate's covariates) only where every battle has them: a
+    # verdicts file written before they were stored has none, and is then rated raw.
+    styled = bool(battles) and all("length_a" in r and "length_b" in r for r in battles)
+    extra = [f"{f}_{side}" for f in STYLE_FEATURES for side in ("a", "b")] + ["length_unit"] if styled else []
+    if styled and not all(c in r for r in battles for c in extra):
+        extra = ["length_a", "length_b", "length_unit"]  # (lengths only: enough for length control)
     rows = []
-    for record in records:
-        if "model_a" not in record or "model_b" not in record:
-            continue
+    for record in battles:
         games = record.get("games")
         pairs = [(w, float(x)) for w, x in games] if games else [(record.get("win"), 1.0)]
         key = (f"{record['question_set']}/{record['question_id']}" if record.get("question_set")
                else str(record.get("question_id")))
-        rows += [(record["model_a"], record["model_b"], w, x, key) for w, x in pairs if w in WINNERS]
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "weight", "question_id"])
+        style = tuple(record.get(c, "characters") for c in extra)
+        rows += [(record["model_a"], record["model_b"], w, x, key, *style) for w, x in pairs if w in WINNERS]
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "winner", "weight", "question_id", *extra])

@@ -69,8 +69,10 @@ class ArenaProject:
                 },
                 "review_file": "reviews/review_gpt4.jsonl",
             },
+            # Raw ratings (style_control none): these tests were written for them; the style-controlled
+            # ones (the default) have their own tests (test_judge_biases_e2e.py).
             "rating_gen": {"enable": True, "metrics": ["elo"], "report_file": "reports/elo_rating.csv",
-                           "bootstrap_rounds": 200},
+                           "bootstrap_rounds": 200, "style_control": "none"},
         }
         if gates:
             config["gates"] = gates

@@ -21,7 +21,12 @@ each step:
 - ``fail_validation``: the batch fails validation with that message (``errors.data``; no files).
 - ``refuse``: ``{route: Fault(status=...)}``, an HTTP error answer to every request of that route.
 
-Counters: ``uploads``, ``batches_created``, ``retrieves``, ``downloads``, ``cancels``, ``auth_headers``.
+``POST /v1/chat/completions`` answers live (``live_reply``, else ``reply``): a run's fallback asks it.
+
+``GET /v1/batches`` lists every batch, newest first, on one page.
+
+Counters: ``uploads``, ``batches_created``, ``retrieves``, ``downloads``, ``cancels``, ``auth_headers``,
+``live_bodies``, ``lists``.
 Stdlib only, like ``support.judge_server``.
 """
 
@@ -57,8 +62,11 @@ ROUTES = {
     "files.retrieve": ("GET", re.compile(r"^/v1/files/(?P<id>[^/]+)$")),
     "files.content": ("GET", re.compile(r"^/v1/files/(?P<id>[^/]+)/content$")),
     "batches.create": ("POST", re.compile(r"^/v1/batches$")),
+    "batches.list": ("GET", re.compile(r"^/v1/batches$")),
     "batches.retrieve": ("GET", re.compile(r"^/v1/batches/(?P<id>[^/]+)$")),
     "batches.cancel": ("POST", re.compile(r"^/v1/batches/(?P<id>[^/]+)/cancel$")),
+    # The live endpoint too, so a run that falls back to live calls asks the same server (``live_bodies``).
+    "chat.completions": ("POST", re.compile(r"^/v1/chat/completions$")),
 }
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
                 429: "rate_limit_error", 500: "server_error", 503: "server_error"}
@@ -280,6 +288,9 @@ class BatchServer:
         self.uploads: list[StoredFile] = []
         self.batches_created: list[dict] = []  # the create requests' bodies
         self.answered_bodies: list[dict] = []  # every request body the batches answered
+        self.live_bodies: list[dict] = []  # every live chat completion asked (a run's fallback)
+        self.live_reply: Reply | None = None  # the live endpoint's script (None: ``reply``'s)
+        self.lists = 0  # GET /v1/batches
         self.retrieves = 0
         self.downloads = 0
         self.cancels = 0
@@ -336,6 +347,13 @@ class BatchServer:
                 return 200, stored.data
             if route == "batches.create":
                 return 200, self._create(body, headers).as_json()
+            if route == "chat.completions":
+                return 200, self._live(json.loads(body))
+            if route == "batches.list":  # newest first, one page (``has_more`` false)
+                self.lists += 1
+                listed = [batch.as_json() for batch in reversed(self.batches.values())]
+                return 200, {"object": "list", "data": listed, "first_id": listed[0]["id"] if listed else None,
+                             "last_id": listed[-1]["id"] if listed else None, "has_more": False}
             batch = self._batch(item_id)
             if route == "batches.cancel":
                 self.cancels += 1
@@ -346,6 +364,13 @@ class BatchServer:
             self.retrieves += 1
             self._advance(batch)
             return 200, batch.as_json()
+
+    def _live(self, body: dict) -> dict:
+        self.live_bodies.append(body)
+        outcome = (self.live_reply or self.reply)(body)
+        if isinstance(outcome, Fault):  # (live faults are support.judge_server's business)
+            raise HttpRefusal(outcome.status or 500, outcome.message or "scripted live failure")
+        return self._completion(body, outcome, "stop")
 
     def _file(self, file_id: str | None) -> StoredFile:
         stored = self.files.get(file_id or "")
