@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,17 @@ def estimate(judge, pending: list[tuple], spec) -> Estimate:
             priced_as = f" at the batch price ({how})"
         cost = (prompt_tokens * prices[0] + completion_tokens * prices[1]) / 1e6
     return Estimate(len(to_make), cached, prompt_tokens, completion_tokens, cost, counted_by, priced_as)
+
+
+def priced_spec(review):
+    """The judge spec the budget prices the run's calls at: the judge's own, or for a panel one whose prices
+    and ``max_tokens`` bound every judge's (the worst case, so neither the estimate nor the bound is low)."""
+    judges = review.panel or (review.judge,)
+    if len(judges) == 1:
+        return judges[0]
+    return dataclasses.replace(judges[0], max_tokens=max(j.max_tokens for j in judges),
+                               prompt_cost_per_1m=max(j.prompt_cost_per_1m or 0.0 for j in judges),
+                               completion_cost_per_1m=max(j.completion_cost_per_1m or 0.0 for j in judges))
 
 
 def batch_prices(spec) -> tuple[float, float, str]:
@@ -253,6 +265,6 @@ def collect_only_line(runner) -> str | None:
 def _estimate_with(runner, pending: list[tuple]) -> Estimate:
     probe = runner.probe_judge()
     try:
-        return estimate(probe, pending, runner.config.review.judge)
+        return estimate(probe, pending, priced_spec(runner.config.review))
     finally:
         probe.close()

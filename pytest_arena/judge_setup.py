@@ -14,7 +14,7 @@ from typing import Callable
 
 from .backends import judge_backend
 from .batch_judging import pending_keys
-from .budget import call_limit
+from .budget import call_limit, priced_spec
 from .file_names import member_reviews
 from .generation.fingerprint import DigestMemo, checkpoint_fingerprint
 from .judging.match_judge import MatchJudge
@@ -35,7 +35,7 @@ def make_match_judge(plan: ArenaPlan, role, budget, judged: list, cache_dir, mem
                                            memo, log)) for spec in review.panel]
         panel = PanelJudge(members, review.judge, review.panel_rule, review.review_file, log)
         # One limit for every judge's calls (N judges: N times the calls), at the dearest judge's prices.
-        panel.call_limit = call_limit(budget, _dearest(review.panel), review.review_file, role.run_id, log)
+        panel.call_limit = call_limit(budget, priced_spec(review), review.review_file, role.run_id, log)
         return panel
     match_judge = _one_judge(plan, review.judge, review.review_file, role, cache_dir, memo, log)
     # No call past reviews_gen.max_calls or max_cost (budget.py, spend.py): the run's, shared by its xdist workers.
@@ -69,13 +69,6 @@ def _one_judge(plan: ArenaPlan, spec, review_file, role, cache_dir, memo: Digest
     # Calls a pending provider batch holds are paid: no run asks them live until it is collected (batch_judging).
     match_judge.batch.pending = pending_keys(review_file)
     return match_judge
-
-
-def _dearest(judges):
-    """A judge spec whose prices and max_tokens bound every judge's: the budget's worst case for a panel."""
-    return dataclasses.replace(judges[0], max_tokens=max(j.max_tokens for j in judges),
-                               prompt_cost_per_1m=max(j.prompt_cost_per_1m or 0.0 for j in judges),
-                               completion_cost_per_1m=max(j.completion_cost_per_1m or 0.0 for j in judges))
 
 
 def probe_judge(plan: ArenaPlan, memo: DigestMemo) -> MatchJudge:

@@ -435,3 +435,20 @@ def test_a_call_that_may_fit_waits_for_the_calls_in_flight():
     first.settle(SimpleNamespace(prompt_tokens=30, completion_tokens=5))
     waiter.join(5)
     assert granted.is_set() and holds[0].refused is None
+
+
+def test_a_panel_is_priced_at_a_bound_on_every_judges_prices():
+    # The estimate and the running bound of a panel must not take the first judge's prices: a dearer
+    # second judge would let a run past max_cost before the bound stops it.
+    from pathlib import Path
+
+    from pytest_arena.budget import priced_spec
+    from pytest_arena.config.specs import JudgeSpec, ReviewSpec
+
+    cheap = JudgeSpec("cheap", prompt_cost_per_1m=1.0, completion_cost_per_1m=2.0, max_tokens=100)
+    dear = JudgeSpec("dear", prompt_cost_per_1m=5.0, completion_cost_per_1m=None, max_tokens=300)
+    one = ReviewSpec(True, cheap, Path("p.jsonl"), Path("r.jsonl"))
+    assert priced_spec(one) is cheap
+    panel = ReviewSpec(True, cheap, Path("p.jsonl"), Path("r.jsonl"), panel=(cheap, dear))
+    bound = priced_spec(panel)
+    assert (bound.prompt_cost_per_1m, bound.completion_cost_per_1m, bound.max_tokens) == (5.0, 2.0, 300)
