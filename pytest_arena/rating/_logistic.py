@@ -24,6 +24,30 @@ def _objective(beta, design, score, weights, penalty):
     return loss.sum(axis=1) + 0.5 * np.einsum("rp,pq,rq->r", beta, penalty, beta), eta
 
 
+def backtrack(start, step, decrement, value, objective_of):
+    """One damped Newton step per round: halve each round's step until its objective falls by Armijo's
+    margin (at most 60 halvings). ``objective_of(rows, params)`` is the objective of those rounds (a
+    boolean mask, or every round) at ``params``. Returns the new parameters and objective values, the step
+    sizes taken, the rounds whose Newton decrement was already negligible, and those that found no
+    decrease (kept where they were). Shared with :func:`.bradley_terry._fit_logits`."""
+    every = np.ones(len(start), dtype=bool)
+    new = start - step
+    new_value = objective_of(every, new)
+    small = decrement <= 1e-12
+    t = np.ones(len(start))
+    failed = np.zeros(len(start), dtype=bool)
+    for _ in range(60):
+        bad = ~small & ~(new_value <= value - 1e-4 * t * decrement)
+        if not bad.any():
+            break
+        t[bad] *= 0.5
+        new[bad] = start[bad] - t[bad, None] * step[bad]
+        new_value[bad] = objective_of(bad, new[bad])
+    else:
+        failed = bad
+    return new, new_value, t, small, failed
+
+
 def fit_logistic(
     design: np.ndarray,
     score: np.ndarray,
@@ -81,21 +105,11 @@ def _newton(design, score, weights, penalty, extra, pinned, max_iter):
         hess[:, idx, idx] += pin
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
         decrement = np.einsum("rp,rp->r", grad, step)
-        new = b - step
-        new_value, _ = _objective(new, x, score, w, penalty)
-        small = decrement <= 1e-12
-        t = np.ones(len(active))
-        failed = np.zeros(len(active), dtype=bool)
-        for _ in range(60):
-            bad = ~small & ~(new_value <= value[active] - 1e-4 * t * decrement)
-            if not bad.any():
-                break
-            t[bad] *= 0.5
-            new[bad] = b[bad] - t[bad, None] * step[bad]
-            xb = x[bad] if x.ndim == 3 else x
-            new_value[bad], _ = _objective(new[bad], xb, score, w[bad], penalty)
-        else:
-            failed = bad
+
+        def objective_of(rows, params, x=x, w=w):
+            return _objective(params, x[rows] if x.ndim == 3 else x, score, w[rows], penalty)[0]
+
+        new, new_value, t, small, failed = backtrack(b, step, decrement, value[active], objective_of)
         keep = ~failed
         beta[active[keep]] = new[keep]
         value[active[keep]] = new_value[keep]

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.special import expit
 
+from ._logistic import backtrack
 from .battles import (_CELLS, _check_bootstrap, _check_scale, _code, _group, _key_parts, _questions, _ranked,
                       _round_generators, _samples_frame)
 
@@ -73,20 +74,8 @@ def _fit_logits(ga, gb, gs, weights: np.ndarray, n_models: int, reg: float) -> n
         hess[:, idx, idx] += ~played[active]
         step = np.linalg.solve(hess, grad[..., None])[..., 0]
         decrement = np.einsum("ij,ij->i", grad, step)
-        new = th - step
-        new_value = objective(new, w)
-        small = decrement <= 1e-12
-        t = np.ones(len(active))
-        failed = np.zeros(len(active), dtype=bool)
-        for _ in range(60):
-            bad = ~small & ~(new_value <= value[active] - 1e-4 * t * decrement)
-            if not bad.any():
-                break
-            t[bad] *= 0.5
-            new[bad] = th[bad] - t[bad, None] * step[bad]
-            new_value[bad] = objective(new[bad], w[bad])
-        else:
-            failed = bad
+        new, new_value, t, small, failed = backtrack(th, step, decrement, value[active],
+                                                     lambda rows, params, w=w: objective(params, w[rows]))
         keep = ~failed
         theta[active[keep]] = new[keep]
         value[active[keep]] = new_value[keep]
