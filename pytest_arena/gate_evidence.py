@@ -158,15 +158,14 @@ def _paired_beats(gate, table, evidence: RunEvidence, unpaired, control: str):
 
 
 def _paired_max_drop(gate, table, evidence: RunEvidence, unpaired, control: str):
-    from .rating import paired_change, style_bradley_terry
+    from .rating import paired_change
 
     try:
         iv = paired_change(evidence.baseline, evidence.candidate, gate.model, rounds=evidence.rounds,
                            seed=evidence.seed, anchor=_shared_anchor(evidence), control=control)
     except ValueError as exc:
         return _noted(unpaired(), f"(unpaired test: {exc})")
-    before = float(style_bradley_terry(evidence.baseline, control=control,
-                                       anchor=_shared_anchor(evidence)).ratings[gate.model])
+    before = iv.reference  # (the baseline run's rating, fitted once inside paired_change)
     passed = not iv.below(-gate.max_drop)
     verdict = "not significantly more" if passed else "significantly more"
     paired = (f"{iv.shared} of {iv.questions} questions paired" if iv.shared

@@ -60,6 +60,7 @@ class PairedInterval:
     shared: int  # questions both sides judged: what the pairing works on
     rounds: int
     level: float = 0.95
+    reference: float | None = None  # paired_change: the baseline side's full-data rating (the change's start)
 
     def below(self, bound: float) -> bool:
         """Significantly below ``bound``: the whole interval lies under it (how beats/max_drop fail)."""
@@ -182,13 +183,14 @@ def _point(battles, control, anchor, reg) -> pd.Series:
     return style_bradley_terry(battles, control=control, anchor=anchor, reg=reg).ratings
 
 
-def _interval(estimate: float, rounds: pd.Series, questions: int, shared: int, level: float) -> PairedInterval:
+def _interval(estimate: float, rounds: pd.Series, questions: int, shared: int, level: float,
+              reference: float | None = None) -> PairedInterval:
     bounds = confidence_intervals(rounds, level=level).iloc[0]
     lower, upper = float(bounds["ci_lower"]), float(bounds["ci_upper"])
     # Widened to reach the point, as the report's intervals are (a skewed bootstrap can miss it).
     lower = estimate if lower != lower else min(lower, estimate)
     upper = estimate if upper != upper else max(upper, estimate)
-    return PairedInterval(estimate, lower, upper, questions, shared, len(rounds), level)
+    return PairedInterval(estimate, lower, upper, questions, shared, len(rounds), level, reference)
 
 
 def paired_change(
@@ -217,7 +219,7 @@ def paired_change(
                               control=control)
     questions = set(baseline["question_id"]) | set(candidate["question_id"])
     shared = set(baseline["question_id"]) & set(candidate["question_id"])
-    return _interval(now - before, new[model] - old[model], len(questions), len(shared), level)
+    return _interval(now - before, new[model] - old[model], len(questions), len(shared), level, before)
 
 
 def paired_difference(
