@@ -16,30 +16,18 @@ def answer_styles(judgments, participants):
     from . import rating
     from .rating_table import question_key
 
-    wanted = {}  # (model, question key) -> (source, question), in the order the battles name them
+    answers = {}
     for judgment in judgments:
         match = judgment.match
         for name in getattr(match, "models", ()):
             key = (name, question_key(match.question))
-            if key not in wanted:
-                source = participants.get(name)
-                if source is None:
-                    return None
-                wanted[key] = (source, match.question)
-    # An xdist controller judged nothing itself: its participants hold no answers until they are read
-    # from the files the workers wrote (the answer cache; no model is loaded for it).
-    unread: dict[int, tuple] = {}
-    for source, question in wanted.values():
-        if source.get(question) is None:
-            unread.setdefault(id(source), (source, []))[1].append(question)
-    for source, questions in unread.values():
-        source.load_cached(questions)
-    answers = {}
-    for key, (source, question) in wanted.items():
-        answer = source.get(question)
-        if answer is None:
-            return None
-        answers[key] = list(answer.turns)
+            if key in answers:
+                continue
+            source = participants.get(name)
+            answer = None if source is None else source.get(match.question)
+            if answer is None:
+                return None
+            answers[key] = list(answer.turns)
     if not answers:
         return None
     counts = token_counts(judgments, participants)

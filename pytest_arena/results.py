@@ -29,6 +29,7 @@ class ArenaResults:
     def outcomes(self):
         """Each match judged in this run, in plan order, with its judgment (None: reviews off) or the
         error its judging raised: ``(match, judgment, error)``."""
+        self._read_written_answers(self.runner.judged)
         for match in self.runner.judged:
             future = self.runner.futures.get(match.id)
             if future is None or not future.done() or future.cancelled():
@@ -71,12 +72,26 @@ class ArenaResults:
         from .answer_styles import answer_styles
         from .rating_table import rating_table
 
+        self._read_written_answers([j.match for j in verdicts])
         # The answers' styles always ride along (a gate may ask for a control the report does not use).
         styles = answer_styles(verdicts, self.plan.participants) if verdicts[0].score is None else None
         if styles is not None:
             self.styles = styles
         return rating_table(verdicts, list(self.plan.participants), self.plan.config.rating, baseline=self.plan.baseline,
                             styles=styles)
+
+    def _read_written_answers(self, matches) -> None:
+        """An xdist controller generated nothing: its participants hold only the answers that existed when
+        the run was planned, until the ones the workers wrote are read from the answer files (the cache; no
+        model loads). The answers' lengths (style control) and the battle browser need them."""
+        missing: dict[str, dict] = {}  # model -> its unanswered questions, by question key
+        for match in matches:
+            for name in match.models:
+                source = self.plan.participants.get(name)
+                if source is not None and source.generates and source.get(match.question) is None:
+                    missing.setdefault(name, {})[match.question.key] = match.question
+        for name, questions in missing.items():
+            self.plan.participants[name].load_cached(list(questions.values()))
 
     def gate_result(self, gate: GateSpec, table, previous, baseline_report: Path | None, flips_csv: Path):
         """The gate's result; a failed max_drop or beats gate's message names the battles behind it
