@@ -17,6 +17,10 @@ from support.tiny_models import build_tiny_model
 # a test of the random-order habit opts in with `-p randomly` (a later -p unblocks it).
 RANDOMLY_OFF = "-p no:randomly"
 os.environ["PYTEST_ADDOPTS"] = " ".join(filter(None, [os.environ.get("PYTEST_ADDOPTS", ""), RANDOMLY_OFF]))
+# Inner runs print as they do on CI, everywhere: with CI set, pytest prints a failure's whole message in the
+# short test summary instead of a line cut to the terminal, so a test counting lines would pass on a laptop
+# and fail in CI (stop 29). A test that counts what the arena prints uses `support.arena_project.body`.
+os.environ.setdefault("CI", "true")
 
 
 def forget_stale_submodules(package: str = "pytest_arena") -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from support.arena_project import FAKE_KEY, OWN_MARKERS
+from support.arena_project import FAKE_KEY, OWN_MARKERS, body
 from support.judge_server import prefer_containing, prefer_longer
 from support.style_arena import write_style_arena
 
@@ -45,7 +45,7 @@ def test_a_padded_candidate_passes_raw_and_fails_under_length_control(arena, pyt
     out = controlled.stdout.str()
     controlled.stdout.fnmatch_lines(["*test_gate?beats-ft--vs--base? FAILED*",
                                      "*ft - base: length-controlled BT rating difference -*; significantly below -margin +0*"])
-    assert len(LINE.findall(out)) == 2, out  # the line, in the failure and in the summary
+    assert len(LINE.findall(body(out))) == 2, out  # the line, in the failure and in the summary
     # AlpacaEval 2's view of the pair, and why it cannot help here (ft is longer in every battle).
     controlled.stdout.fnmatch_lines(["length-controlled win rate of ft vs base: *% (95% CI *); difficulty term "
                                      "dropped*; but ft's answer is the longer in every battle with base, so this "

@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from support.arena_project import OWN_MARKERS, fixed_answers_config
+from support.arena_project import OWN_MARKERS, body, fixed_answers_config
 from support.judge_server import prefer_containing, prompt_text
 
 QUESTIONS = 40  # 8 rounds of 5; the sequential test starts at 20 questions
@@ -148,7 +148,7 @@ def test_paired_max_drop_and_its_unpaired_fallback(arena_project):
     old = arena_project.run("--arena-baseline", str(baseline), "-v")
     old.stdout.fnmatch_lines(["*test_gate?drop-sft? FAILED*", "*change -200.0 (95% CI * .. *)*",
                               "(no per-battle verdicts beside the baseline report: baseline.verdicts.jsonl is missing*"])
-    assert old.stdout.str().count("baseline.verdicts.jsonl is missing") == 1
+    assert body(old.stdout.str()).count("baseline.verdicts.jsonl is missing") == 1
     stored.loc["sft", ["BT_Rating", "BT_CI_Lower", "BT_CI_Upper"]] -= 200
     stored.reset_index().to_csv(baseline, index=False)
     passing = arena_project.run("--arena-baseline", str(baseline), "--junitxml=junit.xml")

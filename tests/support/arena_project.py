@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,9 @@ def fixed_answers_config(project, questions: int, models: dict[str, int], **judg
         config["answers_gen"][name] = {"enable": False, "output_file": str(path)}
     config["reviews_gen"]["reviewer"]["args"].update(judge_args)
     return config
+
+
+def body(output: str) -> str:
+    """An inner run's output without pytest's short test summary, which repeats each failure's message (in
+    full on CI): what the arena itself printed, to count lines in."""
+    return re.split(r"^=+ short test summary info =+$", output, maxsplit=1, flags=re.M)[0]
