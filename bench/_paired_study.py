@@ -53,7 +53,7 @@ def _with_lengths(table, lengths):
 
 
 def _rep(job):
-    name, seed, r, questions, rounds, tie, round_size, control = job
+    name, seed, r, questions, rounds, tie, round_size, control, futility = job
     cell = CELLS[name]
     # Seeded by the cell's name, so that adding a cell leaves the others' draws (and figures) as they were.
     rng = np.random.default_rng([seed, 5, zlib.crc32(name.encode()), r])
@@ -73,7 +73,7 @@ def _rep(job):
             out["before", gate, gap] = int(not gates.evaluate_gate(gate_spec, table, previous).passed)
             paired = difference if gate == "beats" else change
             out["after", gate, gap] = int(paired.below(threshold))
-        out.update(_sequential(baseline, candidate, questions, round_size, r, gap, control))
+        out.update(_sequential(baseline, candidate, questions, round_size, r, gap, control, futility))
     z = norm.isf(0.025)
     (beats,) = rating.beats_power(baseline, "sft", "base", 0.0)
     carried, fresh = rating.max_drop_power(baseline, "sft", 0.0)
@@ -85,9 +85,10 @@ def _rep(job):
     return out
 
 
-def _sequential(baseline, candidate, questions, round_size, seed, gap, control="none"):
+def _sequential(baseline, candidate, questions, round_size, seed, gap, control="none", futility=0.05):
     """Each gate's first decision and the questions judged by then; the run of all three gates stops at
-    the last of them."""
+    the last of them. ``futility``: the design's futility budget (``--futility``; the product's is the default)."""
+    design = rating.SequentialDesign(futility=futility)
     schedule = rating.round_schedule(sorted(candidate["question_id"].unique()), round_size, seed=seed)
     looks = {gate: [] for gate in GATES}
     decided = {}
@@ -104,7 +105,7 @@ def _sequential(baseline, candidate, questions, round_size, seed, gap, control="
             look = (rating.difference_look(so_far, "sft", "base", control=control) if gate == "beats"
                     else rating.change_look(baseline, so_far, "sft", control=control))
             looks[gate].append(look)
-            decision = rating.decide(looks[gate], questions, threshold, final=final)
+            decision = rating.decide(looks[gate], questions, threshold, final=final, design=design)
             if decision.decided:
                 decided[gate] = decision
         if len(decided) == len(GATES):
@@ -161,7 +162,8 @@ def study_paired(args, pool, print_table):
     print("   Rates of FAILED gates, before (unpaired, gates.evaluate_gate) -> after (paired); ± binomial SE.")
     results = {}
     for name in names:
-        jobs = [(name, args.seed, r, questions, rounds, args.tie, args.round_size, control) for r in range(reps)]
+        jobs = [(name, args.seed, r, questions, rounds, args.tie, args.round_size, control, args.futility)
+                for r in range(reps)]
         results[name] = _sum(pool.map(_rep, jobs))
     header, rows = ["cell"], []
     for gate in GATES:
@@ -185,12 +187,13 @@ def study_paired(args, pool, print_table):
                          f"{100 * c['predicted', 'fresh', g] / reps:.1f}%", _pct(c["after", "max_drop 0", g], reps)])
     print_table(["cell", "case", "beats: predicted", "beats: observed", "max_drop 0: predicted, carried over",
                  "predicted, not carried over", "max_drop 0: observed"], rows)
-    _sequential_table(results, names, reps, questions, print_table, args.round_size)
+    _sequential_table(results, names, reps, questions, print_table, args.round_size, args.futility)
 
 
-def _sequential_table(results, names, reps, questions, print_table, round_size):
+def _sequential_table(results, names, reps, questions, print_table, round_size, futility):
     print(f"\n5. Stopping when decided, the same runs: rounds of {round_size} questions in a seeded random order, "
-          f"tested from {rating.SequentialDesign().min_questions} questions on (rating.decide, default design); "
+          f"tested from {rating.SequentialDesign().min_questions} questions on (rating.decide, futility budget "
+          f"{futility:g}); "
           "rate of FAILED gates, sequential (full paired run in brackets, same repetitions), and judge calls "
           f"saved: mean share of the {3 * questions} battles not judged (± SE), and how many.")
     rows = []

@@ -7,7 +7,8 @@ Each repetition of a cell draws a baseline run and one candidate run per case (n
 (the baseline run's table, under the same control, is the previous report). Cells whose tables carry no
 answer lengths (the built-in ones) get log-normal lengths, the same distribution for every model, from a
 generator of their own: their judge never saw a length, so what control costs there is pure power.
-The "verbose fine-tune" cell's judge favours the longer answer and its candidate pads its answers.
+The "verbose fine-tune" cell's judge favours the longer answer and its candidate pads its answers;
+"verbose, blind judge" pads the same answers before a judge that ignores length.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def _rep(job):
                 out[control, gate, gap] = int(not result.passed)
                 if control == "length":  # the one-line disagreement a user would read
                     out["line", gate, gap] = int(result.disagreement is not None)
+                    # a controlled pass asked for evidence (gates._on_evidence_if_confounded)
+                    out["evidence", gate, gap] = int("on evidence" in result.message)
     return out
 
 
@@ -84,6 +87,9 @@ def study_style(args, pool, print_table):
         for control in CONTROLS:
             rows.append([name, control] + [_pct(counts[control, gate, gap], reps) for gate in GATES for gap in GAPS])
         rows.append([name, "line shown"] + [_pct(counts["line", gate, gap], reps) for gate in GATES for gap in GAPS])
+        rows.append([name, "evidence asked"] + [_pct(counts["evidence", gate, gap], reps) for gate in GATES
+                                                for gap in GAPS])
     print_table(["cell", "control"] + [f"{gate}: {CASES[gap]}" for gate in GATES for gap in GAPS], rows)
     print("   nominal: no change fails 2.5%; a drop's row is power (the verbose fine-tune's false passes are 100% "
-          "minus it); 'line shown': the gate's raw and length-controlled verdicts disagreed")
+          "minus it); 'line shown': the gate's raw and length-controlled verdicts disagreed; 'evidence asked': the "
+          "model's length and quality were confounded, so a controlled pass had to clear its threshold")

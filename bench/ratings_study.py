@@ -6,7 +6,7 @@
     python bench/ratings_study.py --only paired --cells "strong effect"   # one cell of study_cells.py
     python bench/ratings_study.py --only style             # study 6 (issue 24), 200 repetitions per cell
 
-Five studies, all seeded, all through the project's own code (``pytest_arena.rating``,
+Seven studies, all seeded, all through the project's own code (``pytest_arena.rating``,
 ``rating_table.battle_table``, ``gates.evaluate_gate``):
 
 1. Recovery -- Bradley-Terry on 20,000 simulated battles with known ratings (gaps 0/100/200), ties on.
@@ -29,6 +29,9 @@ Five studies, all seeded, all through the project's own code (``pytest_arena.rat
    ``style_control: none`` and ``length`` in every cell of ``study_cells.py``, the "verbose fine-tune"
    among them (a length-biased judge, a candidate that pads its answers): what control costs in power,
    and the false passes it prevents.
+7. A drop of the rating max_drop judges (issue 25, ``_drop_study.py``) -- studies 4-6 move the sft - base
+   gap by -100, which moves sft's own (mean-anchored) rating by about -67; here sft's own rating drops
+   100 points, the paired and unpaired ``max_drop`` gates judged raw and length-controlled.
 
 The simulation model
 --------------------
@@ -65,7 +68,8 @@ from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _paired_study import study_paired  # noqa: E402  (imports pytest_arena too)
+from _drop_study import study_drop  # noqa: E402  (imports pytest_arena too)
+from _paired_study import study_paired  # noqa: E402
 from _style_study import study_style  # noqa: E402
 from study_cells import CELLS  # noqa: E402
 
@@ -293,13 +297,15 @@ def main(argv=None):
     parser.add_argument("--tie", type=float, default=0.3, help="tie probability (capped so ties stay half-win)")
     parser.add_argument("--tau", type=float, default=0.7, help="SD of the per-(question, model) effect, logit units")
     parser.add_argument("--tolerance", type=float, default=15.0, help="recovery tolerance, Elo points")
-    parser.add_argument("--only", choices=("recovery", "coverage", "gates", "paired", "style"), action="append")
+    parser.add_argument("--only", choices=("recovery", "coverage", "gates", "paired", "style", "drop"), action="append")
     parser.add_argument("--gate-reps", type=int, help="repetitions per gate-study cell (default 200, --quick 40)")
     parser.add_argument("--paired-reps", type=int, help="repetitions per paired-study cell (default 200, --quick 40)")
     parser.add_argument("--paired-rounds", type=int, default=200, help="bootstrap rounds of the paired study's gates")
     parser.add_argument("--style-reps", type=int, help="repetitions per style-study cell (default 200, --quick 40)")
     parser.add_argument("--style-rounds", type=int, default=200, help="bootstrap rounds of the style study's gates")
     parser.add_argument("--round-size", type=int, default=10, help="questions per round of the sequential stop")
+    parser.add_argument("--futility", type=float, default=rating.SequentialDesign().futility,
+                        help="the sequential stop's futility budget (default: the product's)")
     parser.add_argument("--paired-control", choices=("none", "length", "style"), default="none",
                         help="the style control of studies 4 and 5's gates (lengths added where a cell has none)")
     parser.add_argument("--cells", choices=sorted(CELLS), action="append",
@@ -314,7 +320,7 @@ def main(argv=None):
     args.gate_rounds = 200
     args.paired_reps = args.paired_reps or (40 if args.quick else 200)
     args.style_reps = args.style_reps or (40 if args.quick else 200)
-    only = set(args.only or ("recovery", "coverage", "gates", "paired", "style"))
+    only = set(args.only or ("recovery", "coverage", "gates", "paired", "style", "drop"))
     print(f"pytest-arena ratings study ({'--quick' if args.quick else 'default sizes'}), seed {args.seed}")
     print(f"machine: {machine()}; numpy {np.__version__}, pandas {pd.__version__}; {args.jobs} worker processes", flush=True)
     prior = getattr(rating, "PRIOR_REG", None)
@@ -326,7 +332,8 @@ def main(argv=None):
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         studies = (("recovery", study_recovery), ("coverage", study_coverage), ("gates", study_gates),
                    ("paired", lambda a, p: study_paired(a, p, print_table)),
-                   ("style", lambda a, p: study_style(a, p, print_table)))
+                   ("style", lambda a, p: study_style(a, p, print_table)),
+                   ("drop", lambda a, p: study_drop(a, p, print_table)))
         for name, study in studies:
             if name in only:
                 t = time.perf_counter()

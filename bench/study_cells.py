@@ -119,20 +119,20 @@ LENGTH_BIAS = 3.0
 VERBOSE = 1.8
 
 
-def verbose_cell(name: str, about: str, tau: float) -> Cell:
+def verbose_cell(name: str, about: str, tau: float, length_bias: float = LENGTH_BIAS) -> Cell:
     def simulate_cell(rng, questions, gaps, tie):
         design = round_robin_design(len(GATE_NAMES), questions)
         effects = rng.normal(0.0, tau, size=(questions, len(GATE_NAMES))) if tau > 0 else np.zeros((questions, 3))
         lengths = answer_lengths(rng, questions, len(GATE_NAMES))
         baseline = frame(GATE_NAMES, *simulate(rng, STILL, design, questions, tau, tie, effects=effects,
-                                               lengths=lengths, length_bias=LENGTH_BIAS), lengths=lengths)
+                                               lengths=lengths, length_bias=length_bias), lengths=lengths)
         padded = lengths.copy()
         padded[:, SFT] = np.round(padded[:, SFT] * VERBOSE)
         candidates = []
         for gap in gaps:
             latent = np.array(candidate_latent(gap, tau))
             candidates.append(frame(GATE_NAMES, *simulate(rng, latent, design, questions, tau, tie, effects=effects,
-                                                          lengths=padded, length_bias=LENGTH_BIAS), lengths=padded))
+                                                          lengths=padded, length_bias=length_bias), lengths=padded))
         return baseline, candidates
 
     return Cell(name, about, simulate_cell, functools.partial(_change, tau=tau))
@@ -141,3 +141,7 @@ def verbose_cell(name: str, about: str, tau: float) -> Cell:
 register(verbose_cell(
     "verbose fine-tune", f"tau 0.7, a length-biased judge ({LENGTH_BIAS:g} logits per unit length ratio); the "
     f"candidate's answers {VERBOSE:g}x longer, its quality moved by the case's gap", tau=0.7))
+register(verbose_cell(
+    "verbose, blind judge", f"tau 0.7, the verbose fine-tune's {VERBOSE:g}x longer answers before a length-blind "
+    "judge: what asking a confounded pass for evidence costs where the raw rating was sound", tau=0.7,
+    length_bias=0.0))

@@ -268,11 +268,27 @@ def replay(plan, gates, rounds: list[list], finished, baseline, final: bool) -> 
         deciding = next(((look, r) for look, r in zip(looks[key], at_round[key])
                          if look.questions == decision.questions), (None, None))
         estimate = deciding[0].estimate if deciding[0] is not None else None
-        if final and decision.decided and gate.kind in ("beats", "drop") and looks[key] \
+        if _confounded_pass(gate, decision, so_far, controls[key]):
+            # No early pass, and no final one here, for a model whose length and quality move together: the
+            # usual test at the end asks such a pass for evidence (gates._on_evidence_if_confounded).
+            decision = dataclasses.replace(decision, state="undecided", reason=f"undecided: {gate.model}'s answers "
+                                           "are on one side of the other's in length nearly everywhere")
+        elif final and decision.decided and gate.kind in ("beats", "drop") and looks[key] \
                 and decision.questions == looks[key][-1].questions and so_far is not None:
             decision, estimate = _final_paired(plan, gate, decision, estimate, so_far, baseline, controls[key])
         decisions[key] = (decision, deciding[1], estimate)
     return decisions
+
+
+def _confounded_pass(gate, decision, battles, control: str) -> bool:
+    """A controlled beats / max_drop pass whose model's answer is on one side of the other's in length in
+    at least ``style_ratings.CONFOUNDED_SHARE`` of the battles so far (the judge's length coefficient,
+    which would need a bootstrap per look, is left to the final test)."""
+    if decision.state != "passed" or control == "none" or gate.kind not in ("beats", "drop") or battles is None:
+        return False
+    from .style_ratings import CONFOUNDED_SHARE, length_side
+
+    return length_side(battles, gate.model, gate.beats if gate.kind == "beats" else None)[1] >= CONFOUNDED_SHARE
 
 
 def gate_control(plan, gate) -> str:
@@ -381,6 +397,13 @@ def sequential_result(gate, decision, estimate, decided_after: str, control: str
         passed, f"{heads[gate.kind]}, sequential test ({decided_after}): {decision.reason}",
         value=estimate, ci=tuple(interval) if interval else None, threshold=_threshold(gate), decided_after=decided_after,
         control=control)
+
+
+def notes(runner) -> tuple:
+    """The run notes of a run that stopped when decided, for the CSV beside the report."""
+    state = runner.rounds.state(runner)
+    return (("stopped when decided", f"{state.line()} ({state.judged_rounds} of {state.total_rounds} rounds)"),
+            ("not judged", f"{state.battles_total - state.battles_judged} battles (--arena-stop-when-decided)"))
 
 
 def report_lines(runner, baseline_kept: Path | None) -> list[str]:

@@ -77,6 +77,12 @@ def style_notes_file(report: Path) -> Path:
     return _beside(report, "style", ".csv")
 
 
+def run_notes_file(report: Path) -> Path:
+    """What the report's reader must know of the run as a whole (where it stopped when decided):
+    ``rating.notes.csv``."""
+    return _beside(report, "notes", ".csv")
+
+
 def metric_file(report: Path, metric: str) -> Path:
     """A ``rating_gen.metrics`` table (EvalScope's): ``rating.elo.csv``, ``rating.pairwise.csv``."""
     return _beside(report, metric, ".csv")
@@ -105,7 +111,7 @@ def verdicts_file(baseline_report: Path) -> Path:
 def files_beside(report: Path, metrics=()) -> tuple[Path, ...]:
     """Every file a run may write for ``report``: the report and its subset report, and beside each of
     them the per-set and per-turn tables, the plot, the page, the flips, the metric tables, the audit,
-    the panel's judges and the style-control notes."""
+    the panel's judges, the style-control notes and the run notes."""
     both = (Path(report), subset_report(report))
     files = [f for path in both for f in (path, sets_report(path), plot_file(path), turns_report(path), page_file(path))]
     files += [flips_file(path) for path in both]
@@ -113,6 +119,7 @@ def files_beside(report: Path, metrics=()) -> tuple[Path, ...]:
     files += [audit_file(path) for path in both]
     files += [judges_file(path) for path in both]
     files += [style_notes_file(path) for path in both]
+    files += [run_notes_file(path) for path in both]
     return tuple(files)
 
 

@@ -18,8 +18,8 @@ Under a style control (``length``, ``style``: the default is ``length``) each si
 controlled fit (``rating.style_bradley_terry``) on the same question draw, so the records carry each
 answer's length and markdown counts (``flips.verdict_records`` with the run's styles); a baseline
 verdicts file written before they were stored has none, and the gate falls back to the unpaired
-controlled test with one line. A passing controlled gate whose model's answer is longer (or shorter)
-than the other side's in every battle says that no fit can separate length from quality there.
+controlled test with one line. (Where length and quality cannot be told apart, ``gates`` asks a
+controlled pass for evidence: ``gates._on_evidence_if_confounded``.)
 
 Pure: no pytest; ``gates`` calls :func:`paired_gate` (handing it the unpaired test, whose result it
 reshapes, so this module never imports ``gates``), ``results`` builds the :class:`RunEvidence`.
@@ -91,7 +91,7 @@ def paired_gate(gate, table, evidence: RunEvidence, control: str, unpaired: Call
     if judged != "none" and not _has_styles(evidence.candidate, judged):
         return _noted(unpaired(), f"(unpaired test: this run's verdicts lack the answers' styles for {judged} control)")
     if gate.kind == "beats":
-        return _confounded(_paired_beats(gate, table, evidence, unpaired, judged), evidence.candidate, gate, judged)
+        return _paired_beats(gate, table, evidence, unpaired, judged)
     if evidence.baseline_report is None:
         return unpaired()  # (its message asks for --arena-baseline)
     if evidence.baseline is None or (judged != "none" and not _has_styles(evidence.baseline, judged)):
@@ -99,7 +99,7 @@ def paired_gate(gate, table, evidence: RunEvidence, control: str, unpaired: Call
         line = evidence.missing_line if evidence.baseline is None else evidence.styles_missing_line(judged)
         # (a failed gate's flips say it already, in flips.evidence_lines: one line either way)
         return _noted(result, line) if result.passed or evidence.baseline is not None else result
-    return _confounded(_paired_max_drop(gate, table, evidence, unpaired, judged), evidence.candidate, gate, judged)
+    return _paired_max_drop(gate, table, evidence, unpaired, judged)
 
 
 def _has_styles(battles, control: str) -> bool:
@@ -111,27 +111,6 @@ def _has_styles(battles, control: str) -> bool:
 def _kind(control: str) -> str:
     """How the interval is named: ``paired`` (raw) or ``paired, length-controlled``."""
     return "paired" if control == "none" else f"paired, {control}-controlled"
-
-
-def _confounded(result, battles, gate, control: str):
-    """A passing controlled gate whose model's answer is the longer (or the shorter) in every battle with
-    the other side (``beats``: the other model; ``max_drop``: any opponent in this run): there, length
-    and the model's quality move together, and no fit can separate them (one line says so)."""
-    if control == "none" or not result.passed or "length_a" not in battles.columns:
-        return result
-    mine = battles["model_a"] == gate.model
-    theirs = battles["model_b"] == gate.model
-    if gate.kind == "beats":
-        mine, theirs = mine & (battles["model_b"] == gate.beats), theirs & (battles["model_a"] == gate.beats)
-    own = battles["length_a"].where(mine, battles["length_b"])[mine | theirs]
-    other = battles["length_b"].where(mine, battles["length_a"])[mine | theirs]
-    if own.empty or not ((own > other).all() or (own < other).all()):
-        return result
-    side = "longer" if (own > other).all() else "shorter"
-    against = f"{gate.beats}'s" if gate.kind == "beats" else "its opponent's"
-    return _noted(result, f"(but {gate.model}'s answer is {side} than {against} in every battle of this run, so no "
-                          f"fit can separate its length from its quality: this {control}-controlled pass cannot rule out "
-                          "a model that only changed its length)")
 
 
 def _noted(result, line: str):

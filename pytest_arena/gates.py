@@ -10,7 +10,9 @@ Each gate judges the rating its ``control`` names (``none``: raw Bradley-Terry; 
 the style-controlled one, issue 24; by default ``rating_gen.style_control``), and its message names it.
 It is judged the other way too (raw against controlled; a raw gate against ``length``): when the two
 verdicts differ, ``GateResult.disagreement`` says so in one line, e.g. ``sft beats base only by length:
-raw +84 [+31, +140], length-controlled -3 [-55, +49]``.
+raw +84 [+31, +140], length-controlled -3 [-55, +49]``. Where the model's length and quality cannot be
+told apart (its answer the longer in nearly every battle, a judge that rewards length), a controlled
+regression gate passes only on evidence (:func:`_on_evidence_if_confounded`).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def evaluate_gate(gate: GateSpec, table, previous=None, evidence=None) -> GateRe
     report for max_drop gates; ``evidence`` (``gate_evidence.RunEvidence``) pairs beats and max_drop by
     question. Judged under the gate's control, and the other way for the comparison."""
     control = gate.control or (table.control if table is not None else "none")
-    result = judge_gate(gate, table, previous, control, evidence)
+    result = _on_evidence_if_confounded(gate, table, judge_gate(gate, table, previous, control, evidence))
     if table is None or result.value is None or table.primary != "bt":
         return result
     if control != "none" and result.control == "none":
@@ -69,12 +71,43 @@ def evaluate_gate(gate: GateSpec, table, previous=None, evidence=None) -> GateRe
     other = "none" if judged != "none" else "length"
     if table.judged_control(other) != other:
         return result  # no style columns: nothing to compare with
-    alternative = judge_gate(gate, table, previous, other, evidence)
+    alternative = _on_evidence_if_confounded(gate, table, judge_gate(gate, table, previous, other, evidence))
     if alternative.value is None or alternative.control == judged or alternative.passed == result.passed:
         return result
     raw, controlled = (result, alternative) if judged == "none" else (alternative, result)
     line = disagreement_line(gate, raw, controlled)
     return dataclasses.replace(result, message=f"{result.message}\n{line}", disagreement=line)
+
+
+def _on_evidence_if_confounded(gate: GateSpec, table, result: GateResult) -> GateResult:
+    """A controlled ``beats`` / ``max_drop`` pass where the model's length and quality move together.
+
+    A regression gate gives the benefit of the doubt: it fails only on a significant loss. That is sound
+    while the interval can see a loss. When the model's answer is the longer in nearly every battle and
+    the judge rewards length (``style_ratings.length_confounding``), the controlled fit cannot tell
+    length from quality, its interval widens, and the doubt is exactly what a padded fine-tune would
+    pass on (bench/README.md section 6: 31% false passes at a 100-point drop). There the gate asks for
+    evidence instead: its interval's lower bound must reach the threshold, and it says so."""
+    if (result.control == "none" or gate.kind not in ("beats", "drop") or not result.passed or result.ci is None
+            or table is None or result.threshold is None):
+        return result
+    from .style_ratings import length_confounding
+
+    found = length_confounding(table.styled, table.fit(result.control), gate.model,
+                               gate.beats if gate.kind == "beats" else None)
+    if found is None:
+        return result
+    lower, threshold = result.ci[0], result.threshold
+    what = "-margin" if gate.kind == "beats" else "minus the allowed drop"
+    if lower >= threshold:
+        line = (f"({found.describe()}: this {result.control}-controlled pass stands on evidence, the interval's "
+                f"lower bound {lower:+.1f} reaching {what} {threshold:+g})")
+        return dataclasses.replace(result, message=f"{result.message}\n{line}")
+    line = (f"but {found.describe()}: no fit can tell its length from its quality here, so this "
+            f"{result.control}-controlled gate passes only on evidence, and the interval's lower bound {lower:+.1f} "
+            f"does not reach {what} {threshold:+g} (more questions narrow it; a length-blind judge or "
+            "control: none judges the raw rating)")
+    return dataclasses.replace(result, passed=False, message=f"{result.message}\n{line}")
 
 
 def judge_gate(gate: GateSpec, table, previous, control: str, evidence=None) -> GateResult:

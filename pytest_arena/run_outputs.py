@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .evalscope.stages import stage_line
-from .file_names import (flips_file, plot_file, sets_report, style_notes_file, subset_report, turns_report,
-                         verdicts_file)
+from .file_names import (flips_file, plot_file, run_notes_file, sets_report, style_notes_file, subset_report,
+                         turns_report, verdicts_file)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class RunFacts:
     baseline_report: Path | None = None
     update_baseline: bool = False
     audit: object | None = None  # the judge audit's tables for the page, when called (judge_audit.py)
+    notes: tuple = ()  # (note, value) pairs of the run as a whole, e.g. where it stopped when decided
 
 
 class RunOutputs:
@@ -143,6 +144,7 @@ class RunOutputs:
         written += _write_turns(self.results.turn_table(), path)
         written += self._write_flips(path)
         written += _write_style_notes(table, path)
+        written += _write_run_notes(run.notes, path)
         written += _panel_lines(self, path)  # a panel of judges: each judge's ratings (panel_report)
         plot = plot_file(path)
         plotted = write_plot(table, plot)
@@ -211,6 +213,7 @@ def _write_style_notes(table, report_path) -> list[str]:
     """What the covariates of the report's style control buy (``rating.style.csv``); nothing under ``none``."""
     fit = table.fit(table.control) if table.primary == "bt" else None
     if fit is None:
+        style_notes_file(report_path).unlink(missing_ok=True)  # stale from a controlled run (ours: paths reserved it)
         return []
     from .rating_table import write_csv
     from .style_ratings import notes_frame
@@ -218,6 +221,21 @@ def _write_style_notes(table, report_path) -> list[str]:
     path = style_notes_file(report_path)
     write_csv(notes_frame(fit), path)
     return [f"style control notes: {path}"]
+
+
+def _write_run_notes(notes, report_path) -> list[str]:
+    """What a reader of the report must know of the run as a whole (``rating.notes.csv``: ``Note``,
+    ``Value``), e.g. ``stopped when decided``: ``decided after 120 of 240 battles (4 of 8 rounds)``."""
+    if not notes:
+        run_notes_file(report_path).unlink(missing_ok=True)  # stale from a run that stopped early (reserved: ours)
+        return []
+    import pandas as pd
+
+    from .rating_table import write_csv
+
+    path = run_notes_file(report_path)
+    write_csv(pd.DataFrame(list(notes), columns=["Note", "Value"]), path)
+    return [f"run notes: {path}"]
 
 
 def _metric_tables(outputs: RunOutputs) -> dict:
@@ -272,7 +290,12 @@ def judge_summary(counters, spec) -> list[str]:
         + f"; {counters.prompt_tokens} prompt + {counters.completion_tokens} completion tokens"
     ]
     cost = counters.cost(spec)
-    if cost is not None:
+    answered = counters.calls - counters.failed  # (calls: the live ones; cache hits are counted apart)
+    if cost is not None and answered > 0 and counters.prompt_tokens + counters.completion_tokens == 0:
+        # Not "cost 0.0000": a server that sends no usage was paid all the same (max_cost, in spend.py,
+        # counts each such call at its worst case).
+        lines[0] += "; cost unknown: the server reported no token usage"
+    elif cost is not None:
         lines[0] += f"; cost {cost:.4f}"
     if counters.truncated:  # once per run: a reply cut short may have lost its verdict, or its reasons
         lines.append(f"WARNING: {counters.truncated} of {counters.calls} judge replies ended at max_tokens "

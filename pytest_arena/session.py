@@ -213,8 +213,17 @@ class ArenaSession:
                          counters=self.counters, served=self.served_counters, models_loaded=self.models_loaded,
                          previous=self.previous, baseline_report=self.baseline_report,
                          update_baseline=self.update_baseline and not self.stopped_early,
-                         audit=(lambda: self.audit.page_tables(self.runner)) if self.audit is not None else None)
+                         audit=(lambda: self.audit.page_tables(self.runner)) if self.audit is not None else None,
+                         notes=self._run_notes())
         return RunOutputs(self.plan, self.results, facts)
+
+    def _run_notes(self) -> tuple:
+        """The report's run notes (``run_outputs._write_run_notes``): where a run that stopped when decided stopped."""
+        if not self.stopped_early:
+            return ()
+        from .early_stop import notes
+
+        return notes(self.runner)
 
     @property
     def stopped_early(self) -> bool:

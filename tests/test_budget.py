@@ -339,7 +339,12 @@ def test_replies_without_usage_are_counted_at_their_worst_case(arena_project):
     config = fixed_answers_config(arena_project, 4, {"long": 6, "short": 2}, max_tokens=100, **PRICES)
     config["reviews_gen"]["max_cost"] = 1000.0
     arena_project.write(config)
-    assert arena_project.run().ret == 0
+    first = arena_project.run()
+    assert first.ret == 0
+    # The summary does not call it free: the calls were paid, their cost is unknown.
+    first.stdout.fnmatch_lines(["judge: * calls, 0 from cache, 0 failed; 0 prompt + 0 completion tokens; cost unknown: "
+                                "the server reported no token usage"])
+    assert "cost 0.0000" not in first.stdout.str()
     worst = max(Tokens(prompt_bound(*system_and_prompt(body)), 100).cost(PRICE_PAIR)
                 for body in arena_project.server.requests)
     shutil.rmtree(arena_project.root / "reviews")

@@ -4,6 +4,7 @@ one of before style control. Answers come from files (``support/style_arena.py``
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -93,10 +94,13 @@ def test_a_length_blind_judge_gives_raw_and_controlled_the_same_verdict(arena, j
 def test_style_control_off_writes_the_report_of_before_byte_for_byte(arena, pytester):
     # tests/data/style_off_report.csv: this arena run by the code before style control
     # (bench/style_off_reference.py, commit 7793621).
+    stale = pytester.path / "reports" / "rating.style.csv"  # an earlier controlled run's notes
+    stale.parent.mkdir()
+    stale.write_text("Covariate,Points\nlength,786.5\n", encoding="utf-8")
     result = arena(style_control="none")
     assert result.ret == 0
     assert (pytester.path / "reports" / "rating.csv").read_bytes() == (DATA / "style_off_report.csv").read_bytes()
-    assert not (pytester.path / "reports" / "rating.style.csv").exists()
+    assert not stale.exists()  # no notes of a control this report does not have
 
 
 def test_judge_biases_are_measured_and_reported(arena, pytester, judge_server):
@@ -131,3 +135,33 @@ def test_generated_answers_are_measured_in_tokens(arena_project):
     result.stdout.fnmatch_lines(["note: length control: *; length in tokens"])
     notes = pd.read_csv(arena_project.root / "reports" / "elo_rating.style.csv")
     assert list(notes["Length_Unit"]) == ["tokens"]
+
+
+def test_style_control_fits_the_markdown_covariates_end_to_end(arena, pytester, judge_server):
+    # ref's long answers gain a header, list items and bold spans; a judge that prefers bold text.
+    judge_server.reply = prefer_containing("**", **OWN_MARKERS)
+    config = write_style_arena(pytester.path, judge_server.base_url)
+    answers = pytester.path / "answers" / "answer_ref.jsonl"
+    records = [json.loads(line) for line in answers.read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        q = record["question_id"]  # the three markdown counts vary apart, so the fit can tell them apart
+        header = "## Reply\n" if q % 4 == 0 else ""
+        items = "".join(f"- item {i}\n" for i in range(q % 3 + 1)) if q % 2 == 0 else ""
+        bold = "**note** " * (q % 5 > 1)
+        record["answer"] = f"{header}{items}{bold}{record['answer']}"
+    answers.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    config["rating_gen"]["style_control"] = "style"
+    config["gates"] = [{"model": "ref", "beats": "base"}]
+    (pytester.path / "cfg.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    result = pytester.runpytest("--arena-config", "cfg.yaml", "-v", "--junitxml=junit.xml")
+    assert "ref - base: style-controlled BT rating difference " in (pytester.path / "junit.xml").read_text()
+    result.stdout.fnmatch_lines(["note: style control: what one SD of each covariate buys, in BT points (95% CI): "
+                                 "length ratio *, headers *, list items *, bold *; length in characters"])
+    notes = pd.read_csv(pytester.path / "reports" / "rating.style.csv")
+    assert list(notes["Covariate"]) == ["length", "headers", "list_items", "bold"]
+    assert set(notes["Control"]) == {"style"} and (notes["SD"] > 0).all()  # every covariate varied
+    assert (notes["CI_Lower"] <= notes["Points"]).all() and (notes["Points"] <= notes["CI_Upper"]).all()
+    report = pd.read_csv(pytester.path / "reports" / "rating.csv").set_index("Model")
+    assert report["BT_Rating_SC"].notna().all()
+    # The judge paid for markdown: ref's raw rating is above its style-controlled one.
+    assert report.loc["ref", "BT_Rating"] > report.loc["ref", "BT_Rating_SC"]

@@ -109,7 +109,7 @@ def test_files_written_beside_the_report_collide_too(tmp_path):
         "elo.subset.csv", "elo.subset.sets.csv", "elo.subset.png", "elo.subset.turns.csv", "elo.subset.html",
         "elo.flips.csv", "elo.subset.flips.csv", "elo.elo.csv", "elo.subset.elo.csv",
         "elo.audit.csv", "elo.subset.audit.csv", "elo.judges.csv", "elo.subset.judges.csv",
-            "elo.style.csv", "elo.subset.style.csv"]
+            "elo.style.csv", "elo.subset.style.csv", "elo.notes.csv", "elo.subset.notes.csv"]
 
 
 def test_a_symlink_or_a_hard_link_to_an_input_is_the_same_file(tmp_path):

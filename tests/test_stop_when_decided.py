@@ -42,6 +42,9 @@ def test_a_broken_candidate_is_failed_after_the_first_rounds(arena_project, monk
     ])
     assert not baseline.exists() and not baseline.with_suffix(".verdicts.jsonl").exists()
     assert (arena_project.root / "reports/elo_rating.csv").is_file()  # a whole report of what it judged
+    notes = pd.read_csv(arena_project.root / "reports/elo_rating.notes.csv").set_index("Note")["Value"]
+    assert notes["stopped when decided"].startswith(f"decided after {calls} of {QUESTIONS} battles (")
+    assert notes["not judged"] == f"{QUESTIONS - calls} battles (--arena-stop-when-decided)"
     xml = (arena_project.root / "junit.xml").read_text()
     assert f'decided_after" value="{calls} of {QUESTIONS} battles"' in xml
     assert f"stopped when decided: decided after {calls} of {QUESTIONS} battles" in summary.read_text()
@@ -56,8 +59,12 @@ def test_a_broken_candidate_is_failed_after_the_first_rounds(arena_project, monk
 
 def test_without_the_option_every_battle_is_judged(arena_project):
     _broken_arena(arena_project, [{"model": "sft", "beats": "base", "margin": 0}])
+    stale = arena_project.root / "reports/elo_rating.notes.csv"  # left by an earlier run that stopped early
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("Note,Value\nstopped when decided,decided after 1 of 40 battles\n")
     result = arena_project.run()
     assert arena_project.server.request_count == QUESTIONS
+    assert not stale.exists()  # a whole run's report carries no note of an earlier early stop
     result.assert_outcomes(passed=QUESTIONS, failed=1)
 
 
