@@ -146,7 +146,7 @@ class LengthConfounding:
     ci_upper: float
 
     def describe(self) -> str:
-        rewards = "rewards" if self.points > 0 else "penalises"
+        rewards = "rewards" if self.points > 0 else "penalises"  # (longer and rewarded, or shorter and penalised)
         return (f"{self.model}'s answer is the {self.side} in {self.share:.0%} of its {self.battles} battles "
                 f"{self.against}, and the judge {rewards} length ({COVARIATE_NAMES['length']} "
                 f"{self.points:+.1f} BT points per SD, 95% CI {self.ci_lower:+.1f} .. {self.ci_upper:+.1f})")
@@ -155,16 +155,18 @@ class LengthConfounding:
 def length_confounding(battles: pd.DataFrame | None, fit: ControlFit | None, model: str,
                        other: str | None = None) -> LengthConfounding | None:
     """Whether ``model``'s length is confounded with its quality in ``battles`` (against ``other``, or
-    every opponent when None): its answer on one side of the other's in at least ``CONFOUNDED_SHARE``
-    of them, and the fit's length coefficient significant (a length-blind judge leaves the raw rating
-    sound, so a systematic length difference alone changes nothing)."""
+    every opponent when None) in the way a padded fine-tune exploits: its answer on one side of the
+    other's in at least ``CONFOUNDED_SHARE`` of them, and the fit's length coefficient significant and
+    rewarding that side (longer answers rewarded, or shorter ones). A length-blind judge leaves the raw
+    rating sound, so a systematic length difference alone changes nothing."""
     if battles is None or fit is None or "length" not in fit.coefficients.index:
         return None
     coefficient = fit.coefficients.loc["length"]
     if coefficient["ci_lower"] <= 0 <= coefficient["ci_upper"]:
         return None
     side, share, count = length_side(battles, model, other)
-    if share < CONFOUNDED_SHARE:
+    if share < CONFOUNDED_SHARE or (coefficient["points"] > 0) != (side == "longer"):
+        # (the judge penalising what the model has more of pulls its raw rating down: not a pass it bought)
         return None
     against = f"with {other}" if other is not None else "in this run"
     return LengthConfounding(model, against, side, share, count, float(coefficient["points"]),

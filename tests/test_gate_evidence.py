@@ -248,6 +248,12 @@ def test_a_length_blind_judge_or_mixed_lengths_keep_the_benefit_of_the_doubt():
         "length", "ci_upper"]
     result = evaluate_gate(GateSpec(model="sft", beats="base", margin=0), table, None, evidence(blind, None, None))
     assert result.passed and "evidence" not in result.message
+    penalising = padded_run(0, bias=-4.0)  # a judge that penalises length: the padding cost sft, bought nothing
+    fit = controlled_table(penalising).fit("length").coefficients.loc["length"]
+    assert fit["ci_upper"] < 0
+    against = evaluate_gate(GateSpec(model="sft", beats="base", margin=0), controlled_table(penalising), None,
+                            evidence(penalising, None, None))
+    assert "evidence" not in against.message
     biased = padded_run(7, bias=4.0, factor=1.0)  # a length-biased judge, lengths alike: nothing confounded
     mixed = evaluate_gate(GateSpec(model="sft", beats="base", margin=0), controlled_table(biased), None,
                           evidence(biased, None, None))

@@ -65,6 +65,8 @@ def check_expansion(file: Path, data) -> None:
     sizes: dict[int, int] = {}  # id -> values it expands to; -1 while its children are being counted
 
     def size(value, where: str, depth: int) -> int:
+        if isinstance(value, str):
+            _refuse_unencodable(file, where, value)
         if not isinstance(value, (dict, list)):
             return 1
         known = sizes.get(id(value))
@@ -77,6 +79,9 @@ def check_expansion(file: Path, data) -> None:
         sizes[id(value)] = -1
         total = 1
         # List positions do not lengthen the path: the key that holds the list is what the user knows.
+        for key in value if isinstance(value, dict) else ():
+            if isinstance(key, str):
+                _refuse_unencodable(file, f"{where}.{shown_key(key)}".lstrip("."), key)
         items = ((f"{where}.{shown_key(k)}".lstrip("."), v) for k, v in value.items()) if isinstance(value, dict) \
             else ((where, v) for v in value)
         for child_where, child in items:
@@ -88,3 +93,13 @@ def check_expansion(file: Path, data) -> None:
         return total
 
     size(data, "", 0)
+
+
+def _refuse_unencodable(file: Path, where: str, text: str) -> None:
+    """A double-quoted YAML string may spell a lone surrogate (``"\\ud800"``): valid YAML, but no file,
+    cache key or judge request can carry it, so it is refused here, before anything is paid."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ArenaConfigError(file, where, f"expected text that UTF-8 can encode, got a lone surrogate "
+                                            f"U+{ord(text[exc.start]):04X} at character {exc.start + 1}") from None
