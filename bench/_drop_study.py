@@ -13,6 +13,7 @@ import zlib
 
 import numpy as np
 from _simulation import answer_lengths
+from _style_study import _with_lengths
 from study_cells import CELLS, GATE_NAMES
 
 from pytest_arena import gates, rating, rating_table
@@ -38,14 +39,7 @@ def _rep(job):
     baseline, (candidate,) = CELLS[name].simulate(rng, questions, (gap,), tie)
     if "length_a" not in baseline.columns:
         lengths = answer_lengths(np.random.default_rng([seed, 7, 1, r]), questions, len(GATE_NAMES))
-        index = {m: i for i, m in enumerate(GATE_NAMES)}
-
-        def styled(table):
-            q = table["question_id"].to_numpy()
-            a, b = (np.array([index[m] for m in table[side]]) for side in ("model_a", "model_b"))
-            return table.assign(length_a=lengths[q, a], length_b=lengths[q, b])
-
-        baseline, candidate = styled(baseline), styled(candidate)
+        baseline, candidate = _with_lengths(baseline, lengths), _with_lengths(candidate, lengths)
     out = {}
     for control in CONTROLS:
         spec = RatingSpec(metrics=("bt",), bootstrap_rounds=rounds, seed=r, bootstrap_by="question",

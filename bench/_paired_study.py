@@ -31,6 +31,7 @@ import zlib
 import numpy as np
 from _simulation import answer_lengths
 from scipy.stats import norm
+from _style_study import _with_lengths
 from study_cells import CELLS, GAPS, GATE_NAMES
 
 from pytest_arena import gates, rating, rating_table
@@ -42,14 +43,6 @@ GATES = {  # name -> (GateSpec for the unpaired gate, threshold of the paired/se
     "max_drop 15": (GateSpec("sft", max_drop=15.0), -15.0),
 }
 CASES = {0.0: "no change", -100.0: "-100", -200.0: "-200"}
-
-
-def _with_lengths(table, lengths):
-    index = {name: i for i, name in enumerate(GATE_NAMES)}
-    q = table["question_id"].to_numpy()
-    a = np.array([index[m] for m in table["model_a"]])
-    b = np.array([index[m] for m in table["model_b"]])
-    return table.assign(length_a=lengths[q, a], length_b=lengths[q, b])
 
 
 def _rep(job):

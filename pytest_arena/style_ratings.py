@@ -112,13 +112,9 @@ def win_rate_line(battles: pd.DataFrame, model: str, other: str, spec) -> str | 
         return None
     line = (f"length-controlled win rate of {model} vs {other}: {lc.win_rate:.1f}% (95% CI {lc.ci_lower:.1f}% .. "
             f"{lc.ci_upper:.1f}%; raw {lc.raw_win_rate:.1f}%); {lc.note}")
-    pair = battles[((battles["model_a"] == model) & (battles["model_b"] == other))
-                   | ((battles["model_a"] == other) & (battles["model_b"] == model))]
-    mine = pair["length_a"].where(pair["model_a"] == model, pair["length_b"])
-    theirs = pair["length_b"].where(pair["model_a"] == model, pair["length_a"])
-    if (mine > theirs).all() or (mine < theirs).all():
+    side, share, _ = length_side(battles, model, other)
+    if share == 1.0:
         # The GLM's length term then explains the same thing as its model term: it cannot tell them apart.
-        side = "longer" if (mine > theirs).all() else "shorter"
         line += (f"; but {model}'s answer is the {side} in every battle with {other}, so this win rate cannot "
                  "separate length from quality: read the style-controlled rating")
     return line
