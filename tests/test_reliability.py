@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -21,10 +22,31 @@ from pytest_arena.record_files import read_jsonl
 
 def spawn(project, config_path: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--arena-config", str(config_path), "-q", "-p", "no:randomly", *args],
-        cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    with sigint_as_a_terminal_sends_it():
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--arena-config", str(config_path), "-q", "-p", "no:randomly", *args],
+            cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+
+@contextlib.contextmanager
+def sigint_as_a_terminal_sends_it():
+    """The spawned run starts with SIGINT at its default, whatever started this suite.
+
+    A shell without job control starts a background job (`.ci/run &`) with SIGINT ignored, and an ignored
+    signal stays ignored across exec: the Ctrl-C test's run then never sees its SIGINT and finishes (stop
+    30's local CI run). A handled signal is reset to its default on exec, so handling it here for the
+    moment of the spawn is enough.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def wait_until(condition, timeout: float = 60.0) -> None:
@@ -136,9 +158,8 @@ def test_sigkill_mid_generation_then_rerun_completes(arena_project):
 
 
 def test_ctrl_c_stops_cleanly_keeps_work_and_claims_no_report(arena_project):
-    # 0.5 s a call, 2 at a time: 10 s for all 40, so the interrupt after the sixth call still finds work
-    # left on a loaded machine (at 0.2 s a run once finished before SIGINT was handled, stop 30's CI).
-    arena_project.server.latency = 0.5
+    # 0.2 s a call, 2 at a time: 4 s for all 40, so the interrupt after the sixth call finds work left.
+    arena_project.server.latency = 0.2
     config = fixed_answers_config(arena_project, 40, {"a": 5, "b": 3}, max_concurrency=2)
     path = arena_project.write(config)
     process = spawn(arena_project, path)
