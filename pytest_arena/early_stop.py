@@ -4,9 +4,10 @@ judged in rounds, and the judge is called no more once every gate is decided.
 The rounds: the plan's questions in a seeded random order (``rating_gen.seed``), cut into about
 ``ROUNDS`` rounds; a round holds every battle of its questions. After each round every gate is tested
 with a group-sequential test whose error rate holds under this optional stopping (``rating.sequential``:
-error-spending boundaries, a non-binding futility bound; a fixed-sample test repeated after every round
-would raise the false alarms). A gate's first crossing decides it for good. Once every gate is decided
-the later rounds are not judged: their items are skipped with the reason, never passed.
+error-spending boundaries, a non-binding futility bound whose budget is ``rating_gen.stop_power_cost``,
+:func:`sequential_design`; a fixed-sample test repeated after every round would raise the false alarms).
+A gate's first crossing decides it for good. Once every gate is decided the later rounds are not judged:
+their items are skipped with the reason, never passed.
 
 The decisions are a pure function of the plan, the rounds judged and their verdicts (:func:`replay`), so
 every process reaches the same ones: the runner, to stop; the gates, to report; and under pytest-xdist
@@ -245,6 +246,7 @@ def replay(plan, gates, rounds: list[list], finished, baseline, final: bool) -> 
     from .flips import verdict_records
     from .rating import battles_from_verdicts, decide
 
+    design = sequential_design(plan)
     total = len(plan.questions)
     looks: dict[str, list] = {gate_id(g): [] for g in gates}
     at_round: dict[str, list[int]] = {gate_id(g): [] for g in gates}
@@ -264,7 +266,7 @@ def replay(plan, gates, rounds: list[list], finished, baseline, final: bool) -> 
     decisions = {}
     for gate in gates:
         key = gate_id(gate)
-        decision = decide(looks[key], total, _threshold(gate), TESTED[gate.kind], final=final)
+        decision = decide(looks[key], total, _threshold(gate), TESTED[gate.kind], final=final, design=design)
         deciding = next(((look, r) for look, r in zip(looks[key], at_round[key])
                          if look.questions == decision.questions), (None, None))
         estimate = deciding[0].estimate if deciding[0] is not None else None
@@ -278,6 +280,14 @@ def replay(plan, gates, rounds: list[list], finished, baseline, final: bool) -> 
             decision, estimate = _final_paired(plan, gate, decision, estimate, so_far, baseline, controls[key])
         decisions[key] = (decision, deciding[1], estimate)
     return decisions
+
+
+def sequential_design(plan):
+    """The gates' sequential design: the package's, with ``rating_gen.stop_power_cost`` as its futility budget."""
+    from .rating import SequentialDesign
+
+    cost = plan.config.rating.stop_power_cost
+    return SequentialDesign() if cost is None else SequentialDesign(futility=cost)
 
 
 def _confounded_pass(gate, decision, battles, control: str) -> bool:
@@ -402,8 +412,10 @@ def sequential_result(gate, decision, estimate, decided_after: str, control: str
 def notes(runner) -> tuple:
     """The run notes of a run that stopped when decided, for the CSV beside the report."""
     state = runner.rounds.state(runner)
+    set_by = "rating_gen.stop_power_cost" if runner.rounds.plan.config.rating.stop_power_cost is not None else "the default"
     return (("stopped when decided", f"{state.line()} ({state.judged_rounds} of {state.total_rounds} rounds)"),
-            ("not judged", f"{state.battles_total - state.battles_judged} battles (--arena-stop-when-decided)"))
+            ("not judged", f"{state.battles_total - state.battles_judged} battles (--arena-stop-when-decided)"),
+            ("power cost", f"{sequential_design(runner.rounds.plan).futility:g} ({set_by})"))
 
 
 def report_lines(runner, baseline_kept: Path | None) -> list[str]:

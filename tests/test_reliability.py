@@ -111,6 +111,7 @@ def test_sigkill_mid_judging_then_rerun_completes_with_the_same_report(arena_pro
     output = rerun.communicate(timeout=120)[0]
     assert rerun.returncode == 0, output
     assert arena_project.server.request_count <= judgments + concurrency  # at most the calls in flight were lost
+    assert arena_project.server.request_count - first <= judgments - len(stored) + concurrency  # stored: not asked again
     assert len(assert_clean_jsonl(arena_project.root / "reviews/review_gpt4.jsonl")) >= judgments
 
     # The same arena, never interrupted, in another folder: the same report, byte for byte.

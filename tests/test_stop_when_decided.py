@@ -256,3 +256,30 @@ def test_a_min_win_rate_gate_is_passed_early_against_the_baseline_model(arena_pr
     xml = (arena_project.root / "junit.xml").read_text()
     assert "sft: win rate vs the baseline model, sequential test (%d of %d battles): decided after" % (calls, QUESTIONS) in xml
     assert "significantly above +0.5" in xml
+
+
+def _mostly_better_arena(project, **overrides):
+    # sft's answers are the longer on three questions of four: it wins those, so `beats` is clearly passed.
+    _broken_arena(project, [{"model": "sft", "beats": "base", "margin": 0}], **overrides)
+    words = lambda i: 1 if i % 4 == 0 else 20  # noqa: E731
+    (project.root / "answers" / "answer_sft.jsonl").write_text("".join(
+        json.dumps({"question_id": i, "model_id": "sft", "answer": " ".join(["v"] * words(i))}) + "\n"
+        for i in range(1, QUESTIONS + 1)))
+
+
+def test_the_power_cost_says_whether_a_gate_may_pass_early(arena_project):
+    # Power cost 0: no early default decision, so a gate that is not failing is judged to the last battle.
+    _mostly_better_arena(arena_project, stop_power_cost=0)
+    result = arena_project.run("--arena-stop-when-decided")
+    assert arena_project.server.request_count == QUESTIONS and result.ret == 0
+    assert "stopped when decided" not in result.stdout.str()
+    # The default (0.05): the same verdicts, read from the cache, pass the gate after the first looks.
+    _mostly_better_arena(arena_project)
+    arena_project.server.reset_counters()
+    result = arena_project.run("--arena-stop-when-decided")
+    assert arena_project.server.request_count == 0 and result.ret == 0
+    skipped = result.parseoutcomes()["skipped"]
+    assert 0 < skipped <= QUESTIONS - 20
+    notes = pd.read_csv(arena_project.root / "reports/elo_rating.notes.csv").set_index("Note")["Value"]
+    assert notes["power cost"] == "0.05 (the default)"
+    assert notes["not judged"] == f"{skipped} battles (--arena-stop-when-decided)"

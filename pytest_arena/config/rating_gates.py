@@ -14,11 +14,15 @@ from .specs import GATE_ALIASES, GATE_KINDS, METRICS, STYLE_CONTROLS, GateSpec, 
 # study (study 6): length control costs the gates' power at most a few points there, and it keeps a
 # verbose fine-tune from passing `beats` on a length-biased judge.
 DEFAULT_STYLE_CONTROL = "length"
+# Beyond this an early pass of a regression gate stops meaning much: at 0.15 the study's worst gate already
+# lost 9 points of power against the full run (bench/README.md section 5).
+MAX_STOP_POWER_COST = 0.2
+STOP_POWER_COST = f"a number from 0 to {MAX_STOP_POWER_COST}"
 
 
 def read_rating(section: Section, resolve, results: Path, models, review: ReviewSpec) -> RatingSpec:
     section.check_keys(("enable", "metrics", "report_file", "baseline_model", "elo_k", "bootstrap_rounds",
-                        "bootstrap_by", "seed", "style_control", "stop_when_decided"))
+                        "bootstrap_by", "seed", "style_control", "stop_when_decided", "stop_power_cost"))
     metrics = section.get("metrics", (list, str), ["elo"], expected="a list of metrics")
     metrics = [metrics] if isinstance(metrics, str) else metrics
     if not metrics:
@@ -33,6 +37,8 @@ def read_rating(section: Section, resolve, results: Path, models, review: Review
             and not names_read_from_files(review, models)):
         section.fail("baseline_model", f"expected one of the models in answers_gen ({', '.join(models)}), got {excerpt(baseline)}")
     report = section.get("report_file", str, expected="a file path")
+    power_cost = section.get("stop_power_cost", NUMBER, expected=STOP_POWER_COST,
+                             check=lambda v: 0 <= v <= MAX_STOP_POWER_COST)
     return RatingSpec(
         enable=section.get("enable", bool, True, expected="true or false"),
         metrics=tuple(metrics),
@@ -46,6 +52,7 @@ def read_rating(section: Section, resolve, results: Path, models, review: Review
         seed=section.get("seed", int, 0, **SEED),
         style_control=read_control(section, "style_control", DEFAULT_STYLE_CONTROL),
         stop_when_decided=section.get("stop_when_decided", bool, False, expected="true or false"),
+        stop_power_cost=None if power_cost is None else float(power_cost),
     )
 
 

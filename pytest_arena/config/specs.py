@@ -187,6 +187,9 @@ class RatingSpec:
     seed: int = 0
     style_control: str = "none"  # STYLE_CONTROLS; the config reader's default is DEFAULT_STYLE_CONTROL
     stop_when_decided: bool = False  # judge in rounds until every gate is decided (early_stop.py)
+    # The power an early default decision may cost at the design alternative (the sequential test's futility
+    # budget); None: rating.SequentialDesign's own (0.05), the one bench/ratings_study.py measured.
+    stop_power_cost: float | None = None
 
 
 @dataclass(frozen=True)
