@@ -412,10 +412,11 @@ def sequential_result(gate, decision, estimate, decided_after: str, control: str
 def notes(runner) -> tuple:
     """The run notes of a run that stopped when decided, for the CSV beside the report."""
     state = runner.rounds.state(runner)
-    set_by = "rating_gen.stop_power_cost" if runner.rounds.plan.config.rating.stop_power_cost is not None else "the default"
+    plan = runner.rounds.plan
+    set_by = "the default" if plan.config.rating.stop_power_cost is None else "rating_gen.stop_power_cost"
     return (("stopped when decided", f"{state.line()} ({state.judged_rounds} of {state.total_rounds} rounds)"),
             ("not judged", f"{state.battles_total - state.battles_judged} battles (--arena-stop-when-decided)"),
-            ("power cost", f"{sequential_design(runner.rounds.plan).futility:g} ({set_by})"))
+            ("power cost", f"{sequential_design(plan).futility:g} ({set_by})"))
 
 
 def report_lines(runner, baseline_kept: Path | None) -> list[str]:

@@ -38,15 +38,14 @@ def sigint_as_a_terminal_sends_it():
     30's local CI run). A handled signal is reset to its default on exec, so handling it here for the
     moment of the spawn is enough.
     """
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def wait_until(condition, timeout: float = 60.0) -> None:
